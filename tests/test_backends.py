@@ -1,0 +1,178 @@
+"""Backends on the tiny random Llama (real SmolLM2 tokenizer and chat template, 2 layers)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from chatbot.backends import BACKENDS, GenerationParams, backend_class, load_backend
+from chatbot.backends.echo import EchoBackend
+from chatbot.conversation import Message, respond
+from tunedesk.errors import ConfigError, ContextOverflowError
+from tunedesk.settings import load_settings
+
+TINY = "tiny-random-llama"
+GREEDY = GenerationParams(max_new_tokens=24, repetition_penalty=1.0)
+QUESTION: list[Message] = [
+    {"role": "system", "content": "You are a support agent."},
+    {"role": "user", "content": "How do I return a product?"},
+]
+
+
+async def collect(backend, messages, params=GREEDY) -> list[str]:
+    return [piece async for piece in backend.stream(messages, params)]
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(tiny_onnx_fp32: Path, shared_home: Path):
+    from chatbot.backends.onnx import OnnxBackend
+
+    return OnnxBackend(TINY, precision="fp32", home=shared_home)
+
+
+@pytest.fixture(scope="module")
+def local(tiny_transformers: Path, shared_home: Path):
+    from chatbot.backends.local import LocalBackend
+
+    return LocalBackend(TINY, device="cpu", home=shared_home)
+
+
+async def test_echo_streams_word_by_word() -> None:
+    pieces = await collect(EchoBackend(), QUESTION, GenerationParams(max_new_tokens=4))
+    assert pieces == ["You", " said:", " How", " do"]
+
+
+def test_every_registered_backend_follows_the_protocol() -> None:
+    for name in BACKENDS:
+        cls = backend_class(name)
+        assert cls.name == name
+        for method in ("stream", "complete", "describe", "prepare"):
+            assert callable(getattr(cls, method)), (name, method)
+
+
+def test_unknown_backend_lists_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match="onnx, local, echo"):
+        load_backend("gpt5", load_settings())
+
+
+def test_backends_load_once_per_configuration() -> None:
+    settings = load_settings(backend="echo")
+    assert load_backend("echo", settings) is load_backend("echo", settings)
+    assert load_backend("echo", load_settings(context_window=512)) is not load_backend("echo", settings)
+
+
+async def test_onnx_streams_and_greedy_is_deterministic(onnx_fp32) -> None:
+    first = await collect(onnx_fp32, QUESTION)
+    second = await collect(onnx_fp32, QUESTION)
+    assert len(first) > 5 and "".join(first).strip()
+    assert first == second
+
+
+async def test_onnx_fp32_matches_transformers_greedy(onnx_fp32, local) -> None:
+    """The exported model answers exactly as the PyTorch one: same template, same tokens."""
+    assert onnx_fp32.encode(QUESTION) == local.encode(QUESTION)
+    onnx_answer = "".join(await collect(onnx_fp32, QUESTION))
+    torch_answer = "".join(await collect(local, QUESTION))
+    assert onnx_answer == torch_answer
+
+
+async def test_prefix_reuse_changes_speed_not_answers(tiny_onnx_fp32: Path, shared_home: Path) -> None:
+    from chatbot.backends.onnx import OnnxBackend
+
+    cached = OnnxBackend(TINY, precision="fp32", home=shared_home)
+    uncached = OnnxBackend(TINY, precision="fp32", home=shared_home, prefix_cache_size=0)
+    history = list(QUESTION)
+    for turn in range(3):
+        first_prompt_tokens = len(cached.encode(history))
+        answer = "".join(await collect(cached, history))
+        assert answer == "".join(await collect(uncached, history)), f"turn {turn}"
+        if turn > 0:  # everything up to the previous prompt came from the cache
+            assert cached.last_reused_tokens >= previous_prompt_tokens - 2
+            assert cached.last_reused_tokens < first_prompt_tokens
+        else:
+            assert cached.last_reused_tokens == 0
+        assert uncached.last_reused_tokens == 0
+        previous_prompt_tokens = first_prompt_tokens
+        history += [{"role": "assistant", "content": answer}, {"role": "user", "content": f"And question {turn}?"}]
+
+
+async def test_sampling_with_a_seed_repeats_and_differs_from_greedy(onnx_fp32) -> None:
+    sampled = GenerationParams(max_new_tokens=24, temperature=1.5, top_k=1000, top_p=1.0, seed=7)
+    first = "".join(await collect(onnx_fp32, QUESTION, sampled))
+    assert first == "".join(await collect(onnx_fp32, QUESTION, sampled))
+    assert first != "".join(await collect(onnx_fp32, QUESTION))
+
+
+async def test_max_new_tokens_bounds_the_answer(onnx_fp32) -> None:
+    tokens = onnx_fp32._tokenizer.encode("".join(await collect(onnx_fp32, QUESTION, GenerationParams(max_new_tokens=5))))
+    assert 1 <= len(tokens) <= 6  # one token can decode into text that re-encodes as two
+
+
+async def test_context_window_trims_oldest_turns_never_the_system_prompt(tiny_onnx_fp32: Path, shared_home: Path) -> None:
+    from chatbot.backends.onnx import OnnxBackend
+
+    small = OnnxBackend(TINY, precision="fp32", home=shared_home, context_window=160)
+    long_history: list[Message] = [{"role": "system", "content": "You are a support agent."}]
+    for i in range(12):
+        long_history += [{"role": "user", "content": f"My order number {i} is late again."},
+                         {"role": "assistant", "content": f"Sorry about order {i}, let me check."}]
+    long_history.append({"role": "user", "content": "Any news?"})
+    params = GenerationParams(max_new_tokens=16)
+    fitted = small.fit(long_history, params)
+    assert fitted[0] == long_history[0] and fitted[-1] == long_history[-1]
+    assert small.count_tokens(fitted) <= 160 - 16 < small.count_tokens(long_history)
+    assert len(await collect(small, long_history, params)) > 0
+
+    huge: list[Message] = [{"role": "user", "content": "word " * 400}]
+    with pytest.raises(ContextOverflowError):
+        await collect(small, huge, params)
+
+
+async def test_closing_the_stream_stops_generation(onnx_fp32) -> None:
+    stream = onnx_fp32.stream(QUESTION, GenerationParams(max_new_tokens=400, repetition_penalty=1.0))
+    pieces = [await anext(stream), await anext(stream)]
+    await stream.aclose()
+    assert len(pieces) == 2
+    for _ in range(100):  # the worker notices at its next token and hands its generator back
+        if onnx_fp32._cache:
+            break
+        await asyncio.sleep(0.02)
+    assert onnx_fp32._cache, "generation did not stop"
+
+
+async def test_respond_requires_a_user_turn_last() -> None:
+    with pytest.raises(ValueError):
+        async for _ in respond(EchoBackend(), [{"role": "assistant", "content": "hi"}], GREEDY, "sys"):
+            pass
+
+
+async def test_local_backend_applies_a_lora_adapter(local, tiny_transformers: Path, tmp_path: Path, shared_home: Path) -> None:
+    """An adapter changes the answer, and the backend's answer is the peft model's own greedy output."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from chatbot.backends.local import LocalBackend
+
+    torch.manual_seed(1)
+    base = AutoModelForCausalLM.from_pretrained(tiny_transformers)
+    peft_model = get_peft_model(base, LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model.save_pretrained(tmp_path / "adapter")
+
+    adapted = LocalBackend(TINY, adapter=tmp_path / "adapter", device="cpu", home=shared_home)
+    answer = "".join(await collect(adapted, QUESTION))
+    assert answer != "".join(await collect(local, QUESTION))
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_transformers)
+    ids = torch.tensor([adapted.encode(QUESTION)])
+    expected = peft_model.eval().generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False)
+    assert answer == tokenizer.decode(expected[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def test_adapter_directory_is_checked(tiny_transformers: Path, tmp_path: Path, shared_home: Path) -> None:
+    from chatbot.backends.local import LocalBackend
+
+    with pytest.raises(ConfigError, match="adapter_config.json"):
+        LocalBackend(TINY, adapter=tmp_path, device="cpu", home=shared_home)

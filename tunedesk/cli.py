@@ -1,0 +1,178 @@
+"""The ``tunedesk`` command: a typer root that mounts each stage's commands.
+
+Decisions:
+- Importing this module imports neither torch nor onnxruntime: ``tunedesk --help`` is instant and
+  each command imports what it needs when it runs.
+- Errors the user can fix (``TunedeskError``) print one line on stderr and exit 1; no traceback.
+- Flags override ``TUNEDESK_*`` variables, which override the YAML file named by ``TUNEDESK_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tunedesk.errors import TunedeskError
+from tunedesk.settings import load_settings
+
+app = typer.Typer(help="Fine-tune, evaluate and serve a customer-support chatbot.", no_args_is_help=True)
+model_app = typer.Typer(help="The model registry: list, prepare and inspect models.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+BackendOpt = Annotated[str | None, typer.Option("--backend", "-b", help="onnx (default), local or echo.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Registry name, directory or hub id.")]
+
+
+def friendly_errors(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except TunedeskError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@model_app.command("list")
+@friendly_errors
+def model_list() -> None:
+    """List the models tunedesk knows by name, and which are prepared.
+
+    Example: tunedesk model list"""
+    from tunedesk.models import REGISTRY, models_dir
+
+    home = load_settings().home
+    table = Table("name", "prepared", "license", "summary")
+    for spec in REGISTRY.values():
+        folder = models_dir(home) / spec.name
+        prepared = sorted(p.name for p in folder.iterdir() if (p / "tunedesk-manifest.json").is_file()) if folder.is_dir() else []
+        table.add_row(spec.name, ", ".join(prepared) or "-", spec.license, spec.summary)
+    Console().print(table)
+
+
+@model_app.command("prepare")
+@friendly_errors
+def model_prepare(
+    name: Annotated[str, typer.Argument(help="Registry name, transformers directory or hub id.")] = "smollm2-135m",
+    precision: Annotated[str, typer.Option(help="ONNX precision: int4 or fp32.")] = "int4",
+    onnx: Annotated[bool, typer.Option(help="Also build the ONNX model (the onnx backend needs it).")] = True,
+) -> None:
+    """Convert a model once into the cache: transformers checkpoint, then ONNX. Re-running is a no-op.
+
+    Example: tunedesk model prepare smollm2-135m --precision int4"""
+    from tunedesk.prepare import ensure_onnx, ensure_transformers
+
+    home = load_settings().home
+    with err.status(f"preparing {name}") as status:
+        progress = lambda message: status.update(f"{name}: {message}")  # noqa: E731
+        path = ensure_onnx(name, home, precision, progress) if onnx else ensure_transformers(name, home, progress)
+    typer.echo(str(path))
+
+
+@model_app.command("info")
+@friendly_errors
+def model_info(name: Annotated[str, typer.Argument(help="Registry name, directory or hub id.")]) -> None:
+    """Show where a model comes from and its prepared artifacts with their manifests, as JSON.
+
+    Example: tunedesk model info smollm2-135m"""
+    from dataclasses import asdict
+
+    from tunedesk.models import models_dir, read_manifest, resolve
+
+    home = load_settings().home
+    source = resolve(name)
+    info: dict[str, Any] = {"ref": name, "kind": source.kind, "spec": asdict(source.spec) if source.spec else None}
+    if source.path is not None:
+        info["path"] = str(source.path)
+        info["manifest"] = read_manifest(source.path)
+    folder = models_dir(home) / source.slug
+    info["artifacts"] = {
+        p.name: {"path": str(p), "manifest": read_manifest(p)}
+        for p in sorted(folder.iterdir()) if folder.is_dir() and read_manifest(p) is not None
+    } if folder.is_dir() else {}
+    typer.echo(json.dumps(info, indent=2, default=str))
+
+
+@app.command()
+@friendly_errors
+def ask(
+    question: Annotated[str, typer.Argument(help="What the customer asks.")],
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    system: Annotated[str | None, typer.Option(help="System prompt (default: the support prompt).")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Longest answer, in tokens.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="0 = greedy.")] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for sampling.")] = None,
+) -> None:
+    """Ask the support bot one question and stream its answer to the terminal.
+
+    Example: tunedesk ask "How do I return a product?" --backend onnx"""
+    from chatbot.backends import load_backend, params_from
+    from chatbot.conversation import respond
+
+    settings = load_settings(
+        backend=backend, model=model, system_prompt=system, max_new_tokens=max_new_tokens,
+        temperature=temperature, top_p=top_p, seed=seed,
+    )
+    with err.status(f"loading {settings.backend} backend ({settings.model})"):
+        chat_backend = load_backend(settings.backend, settings)
+
+    async def run() -> None:
+        history = [{"role": "user", "content": question}]
+        async for piece in respond(chat_backend, history, params_from(settings), settings.system_prompt):  # type: ignore[arg-type]
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+
+    asyncio.run(run())
+
+
+@app.command()
+@friendly_errors
+def chat(
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Start the chat UI (Chainlit) on the configured backend; the model is prepared first.
+
+    Example: tunedesk chat --backend onnx --port 8000"""
+    from chatbot.backends import backend_class
+
+    settings = load_settings(backend=backend, model=model, host=host, port=port)
+    with err.status(f"preparing {settings.model} for the {settings.backend} backend") as status:
+        backend_class(settings.backend).prepare(settings, lambda m: status.update(m))
+    app_root = ui_root()
+    env = dict(os.environ, CHAINLIT_APP_ROOT=str(app_root), TUNEDESK_BACKEND=settings.backend, TUNEDESK_MODEL=settings.model)
+    env["TUNEDESK_HOME"] = str(settings.home)
+    target = Path(__file__).resolve().parent.parent / "chatbot" / "app.py"
+    command = [sys.executable, "-m", "chainlit", "run", str(target), "--headless", "--host", settings.host, "--port", str(settings.port)]
+    err.print(f"chat UI on http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}:{settings.port}")
+    os.execve(sys.executable, command, env)
+
+
+def ui_root() -> Path:
+    """Chainlit's app root (chainlit.md, .chainlit/config.toml, public/): the project checkout."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "chainlit.md").is_file() else Path.cwd()
+
+
+if __name__ == "__main__":
+    app()

