@@ -24,7 +24,16 @@ install: $(STAMP)
 chat: $(STAMP)
 	$(BIN)/tunedesk chat
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium; as root we install it, otherwise we say how.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "the browser tests need Debian's chromium: sudo apt-get install chromium" >&2; \
+	fi
+
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -m "not gpu"
 
 # llama-cpp-python compiles llama.cpp (~10 min on 2 cores): only the benchmark needs it.
