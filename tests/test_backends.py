@@ -76,26 +76,45 @@ async def test_onnx_fp32_matches_transformers_greedy(onnx_fp32, local) -> None:
     onnx_answer = "".join(await collect(onnx_fp32, QUESTION))
     torch_answer = "".join(await collect(local, QUESTION))
     assert onnx_answer == torch_answer
+    for backend in (onnx_fp32, local):  # both count what they did the same way
+        stats = backend.last_stats
+        assert stats.prompt_tokens == backend.count_tokens(QUESTION)
+        assert stats.completion_tokens == GREEDY.max_new_tokens  # a random model never says EOS this early
+        assert 0 < stats.ttft_s < stats.total_s and stats.decode_tokens_per_s > 0
 
 
 async def test_prefix_reuse_changes_speed_not_answers(tiny_onnx_fp32: Path, shared_home: Path) -> None:
+    """Turn n+1 prefills only its new question (the answer was prefilled in the background), and
+    every answer equals the one a backend without any cache gives."""
     from chatbot.backends.onnx import OnnxBackend
 
     cached = OnnxBackend(TINY, precision="fp32", home=shared_home)
     uncached = OnnxBackend(TINY, precision="fp32", home=shared_home, prefix_cache_size=0)
     history = list(QUESTION)
-    for turn in range(3):
-        first_prompt_tokens = len(cached.encode(history))
+    for turn in range(4):
         answer = "".join(await collect(cached, history))
+        stats = cached.last_stats
         assert answer == "".join(await collect(uncached, history)), f"turn {turn}"
-        if turn > 0:  # everything up to the previous prompt came from the cache
-            assert cached.last_reused_tokens >= previous_prompt_tokens - 2
-            assert cached.last_reused_tokens < first_prompt_tokens
-        else:
-            assert cached.last_reused_tokens == 0
-        assert uncached.last_reused_tokens == 0
-        previous_prompt_tokens = first_prompt_tokens
-        history += [{"role": "assistant", "content": answer}, {"role": "user", "content": f"And question {turn}?"}]
+        assert uncached.last_stats.reused_tokens == 0
+        if turn == 0:
+            assert stats.reused_tokens == 0
+        else:  # everything but the turn's new tokens (<|im_end|>, the question, the headers) was reused
+            assert stats.prompt_tokens - stats.reused_tokens <= new_tokens + 4, (turn, stats)
+        question = f"And what about order {turn}?"
+        before = cached.count_tokens(history + [{"role": "assistant", "content": answer}])
+        history += [{"role": "assistant", "content": answer}, {"role": "user", "content": question}]
+        new_tokens = cached.count_tokens(history) - before
+
+
+async def test_a_new_conversation_reuses_the_shared_system_prompt(tiny_onnx_fp32: Path, shared_home: Path) -> None:
+    from chatbot.backends.onnx import OnnxBackend
+
+    backend = OnnxBackend(TINY, precision="fp32", home=shared_home)
+    await collect(backend, QUESTION)
+    other: list[Message] = [QUESTION[0], {"role": "user", "content": "Where is my order?"}]
+    await collect(backend, other)
+    system_tokens = backend.count_tokens([QUESTION[0]])
+    assert backend.last_stats.reused_tokens >= system_tokens - 4
 
 
 async def test_sampling_with_a_seed_repeats_and_differs_from_greedy(onnx_fp32) -> None:
@@ -131,15 +150,19 @@ async def test_context_window_trims_oldest_turns_never_the_system_prompt(tiny_on
 
 
 async def test_closing_the_stream_stops_generation(onnx_fp32) -> None:
-    stream = onnx_fp32.stream(QUESTION, GenerationParams(max_new_tokens=400, repetition_penalty=1.0))
+    before = onnx_fp32.last_stats
+    # ~1 s of work for the tiny model (~1,500 tokens/s); the cancel lands within milliseconds
+    stream = onnx_fp32.stream(QUESTION, GenerationParams(max_new_tokens=1900, repetition_penalty=1.0))
     pieces = [await anext(stream), await anext(stream)]
     await stream.aclose()
     assert len(pieces) == 2
-    for _ in range(100):  # the worker notices at its next token and hands its generator back
-        if onnx_fp32._cache:
+    for _ in range(250):  # the worker notices at its next token and records what it did
+        if onnx_fp32.last_stats is not before:
             break
         await asyncio.sleep(0.02)
-    assert onnx_fp32._cache, "generation did not stop"
+    stats = onnx_fp32.last_stats
+    assert stats is not before, "the worker did not finish"
+    assert stats.completion_tokens < 1000, "generation did not stop"
 
 
 async def test_respond_requires_a_user_turn_last() -> None:
@@ -176,3 +199,9 @@ def test_adapter_directory_is_checked(tiny_transformers: Path, tmp_path: Path, s
 
     with pytest.raises(ConfigError, match="adapter_config.json"):
         LocalBackend(TINY, adapter=tmp_path, device="cpu", home=shared_home)
+
+
+def test_backends_built_directly_use_tunedesk_home(tiny_onnx_fp32: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chatbot.backends.onnx import OnnxBackend
+
+    assert OnnxBackend(TINY, precision="fp32").path == tiny_onnx_fp32  # TUNEDESK_HOME, not ~/.cache

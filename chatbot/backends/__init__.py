@@ -15,7 +15,7 @@ import inspect
 import threading
 from typing import Any
 
-from chatbot.backends.base import Backend, GenerationParams, ThreadedBackend
+from chatbot.backends.base import Backend, GenerationParams, GenerationStats, ThreadedBackend
 from tunedesk.errors import ConfigError
 from tunedesk.settings import Settings
 
@@ -28,7 +28,7 @@ BACKENDS: dict[str, str] = {
 _cache: dict[tuple[str, tuple[tuple[str, Any], ...]], Backend] = {}
 _cache_lock = threading.Lock()
 
-__all__ = ["BACKENDS", "Backend", "GenerationParams", "ThreadedBackend", "backend_class", "load_backend", "params_from"]
+__all__ = ["BACKENDS", "Backend", "GenerationParams", "GenerationStats", "ThreadedBackend", "backend_class", "load_backend", "params_from"]
 
 
 def backend_class(name: str) -> type:

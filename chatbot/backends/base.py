@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import dataclass
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -40,6 +41,22 @@ class GenerationParams(BaseModel):
     @property
     def greedy(self) -> bool:
         return self.temperature == 0.0
+
+
+@dataclass
+class GenerationStats:
+    """What the last request cost: filled in by backends that can measure it."""
+
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens whose KV cache came from an earlier request
+    completion_tokens: int = 0
+    ttft_s: float = 0.0  # from the call to the first generated token
+    total_s: float = 0.0
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        decode_time = self.total_s - self.ttft_s
+        return (self.completion_tokens - 1) / decode_time if self.completion_tokens > 1 and decode_time > 0 else 0.0
 
 
 @runtime_checkable
@@ -68,6 +85,7 @@ class ThreadedBackend:
     can_stream: ClassVar[bool] = True
     needs_key: ClassVar[bool] = False
     context_window: int = 2048
+    last_stats: GenerationStats | None = None
 
     def count_tokens(self, messages: Sequence[Message]) -> int:
         raise NotImplementedError

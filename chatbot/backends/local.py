@@ -11,15 +11,16 @@ Decisions:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from chatbot.backends.base import GenerationParams, ThreadedBackend
+from chatbot.backends.base import GenerationParams, GenerationStats, ThreadedBackend
 from chatbot.conversation import Message
 from tunedesk.errors import ConfigError, GenerationError
 from tunedesk.prepare import ensure_transformers
-from tunedesk.settings import Settings, default_home
+from tunedesk.settings import Settings, load_settings
 
 
 class LocalBackend(ThreadedBackend):
@@ -45,7 +46,7 @@ class LocalBackend(ThreadedBackend):
         self.device = device
         self.dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         self.model_ref = model
-        self.path = ensure_transformers(model, home or default_home())
+        self.path = ensure_transformers(model, home or load_settings().home)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         loaded = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
         self.adapter = adapter
@@ -89,12 +90,23 @@ class LocalBackend(ThreadedBackend):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
                 return cancel.is_set()
 
+        started = time.perf_counter()
         prompt = self.encode(messages)
         budget = min(params.max_new_tokens, self.context_window - len(prompt))
         if budget <= 0:
             raise GenerationError(f"prompt of {len(prompt)} tokens leaves no room in a {self.context_window}-token window")
         input_ids = torch.tensor([prompt], device=self.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        stats = GenerationStats(prompt_tokens=len(prompt))
+
+        class _CountingStreamer(TextIteratorStreamer):
+            def put(self, value: Any) -> None:
+                if not (self.skip_prompt and self.next_tokens_are_prompt):
+                    stats.completion_tokens += int(value.numel())
+                    if not stats.ttft_s:
+                        stats.ttft_s = time.perf_counter() - started
+                super().put(value)
+
+        streamer = _CountingStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs: dict[str, Any] = {
             "input_ids": input_ids,
             "attention_mask": torch.ones_like(input_ids),
@@ -128,5 +140,7 @@ class LocalBackend(ThreadedBackend):
         finally:
             cancel.set()
             worker.join()
+            stats.total_s = time.perf_counter() - started
+            self.last_stats = stats
         if failure:
             raise GenerationError(f"transformers generation failed: {failure[0]}") from failure[0]
