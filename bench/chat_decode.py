@@ -53,13 +53,23 @@ POLICY = (
 )
 SHORT = [
     {"role": "system", "content": SYSTEM},
-    {"role": "user", "content": "Write a detailed step-by-step guide on how to return a product bought online."},
+    {
+        "role": "user",
+        "content": "Write a detailed step-by-step guide on how to return a product bought online.",
+    },
 ]
 LONG = [
     {"role": "system", "content": SYSTEM + " " + POLICY},
-    {"role": "user", "content": "My parcel arrived damaged and I also think I was charged twice. What should I do?"},
+    {
+        "role": "user",
+        "content": "My parcel arrived damaged and I also think I was charged twice. What should I do?",
+    },
 ]
-FOLLOW_UPS = ["How long does the refund take?", "Can I change the delivery address?", "Thanks. Anything else I should know?"]
+FOLLOW_UPS = [
+    "How long does the refund take?",
+    "Can I change the delivery address?",
+    "Thanks. Anything else I should know?",
+]
 
 
 def chat_prompt(messages: list[dict[str, str]]) -> str:
@@ -92,8 +102,10 @@ class OursEngine:
         stats = self.backend.last_stats
         assert reuse or stats.reused_tokens == 0, "a cold measurement reused a cached prefix"
         return answer, {
-            "prompt_tokens": stats.prompt_tokens, "completion_tokens": stats.completion_tokens,
-            "ttft_s": stats.ttft_s, "decode_tok_s": stats.decode_tokens_per_s,
+            "prompt_tokens": stats.prompt_tokens,
+            "completion_tokens": stats.completion_tokens,
+            "ttft_s": stats.ttft_s,
+            "decode_tok_s": stats.decode_tokens_per_s,
         }
 
 
@@ -122,13 +134,20 @@ class LlamaCppEngine:
         total = time.perf_counter() - started
         decode = (len(out) - 1) / (total - ttft) if len(out) > 1 else 0.0
         text = self.llm.detokenize(out).decode(errors="replace")
-        return text, {"prompt_tokens": len(prompt), "completion_tokens": len(out), "ttft_s": ttft, "decode_tok_s": decode}
+        return text, {
+            "prompt_tokens": len(prompt),
+            "completion_tokens": len(out),
+            "ttft_s": ttft,
+            "decode_tok_s": decode,
+        }
 
 
 def measure(engine_name: str, tokens: int, repeats: int, think: float) -> dict[str, Any]:
     """Run every scenario on one engine (in this process) and report medians and peak RSS."""
     started = time.perf_counter()
-    engine = LlamaCppEngine() if engine_name == "llama.cpp" else OursEngine("onnx" if engine_name == "onnx" else "local")
+    engine = (
+        LlamaCppEngine() if engine_name == "llama.cpp" else OursEngine("onnx" if engine_name == "onnx" else "local")
+    )
     load_s = time.perf_counter() - started
     engine.run(SHORT, 8, reuse=False)  # warm-up
     short = [engine.run(SHORT, tokens, reuse=False)[1] for _ in range(repeats)]
@@ -183,9 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     for engine in args.engines.split(","):
         print(f"measuring {engine} ...", file=sys.stderr, flush=True)
         child = subprocess.run(
-            [sys.executable, __file__, "--child", engine, "--tokens", str(args.tokens), "--repeats", str(args.repeats),
-             "--think", str(args.think)],
-            capture_output=True, text=True,
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                engine,
+                "--tokens",
+                str(args.tokens),
+                "--repeats",
+                str(args.repeats),
+                "--think",
+                str(args.think),
+            ],
+            capture_output=True,
+            text=True,
         )
         if child.returncode != 0:
             print(child.stderr[-3000:], file=sys.stderr)
@@ -209,7 +239,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_table(results: dict[str, Any]) -> None:
-    columns = ["decode_tok_s", "ttft_long_s", "long_prompt_tokens", "ttft_multiturn_s", "peak_rss_mb", "load_s"]
+    columns = [
+        "decode_tok_s",
+        "ttft_long_s",
+        "long_prompt_tokens",
+        "ttft_multiturn_s",
+        "peak_rss_mb",
+        "load_s",
+    ]
     print(f"{'engine':<14}" + "".join(f"{c:>20}" for c in columns))
     for engine, row in results.items():
         print(f"{engine:<14}" + "".join(f"{row.get(c, row.get('error', '-'))!s:>20}"[:20].rjust(20) for c in columns))

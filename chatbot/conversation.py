@@ -36,7 +36,9 @@ def with_system_prompt(history: Sequence[Message], system_prompt: str | None) ->
     return [{"role": "system", "content": system_prompt}, *turns]
 
 
-def fit_to_window(messages: Sequence[Message], count_tokens: Callable[[Sequence[Message]], int], budget: int) -> list[Message]:
+def fit_to_window(
+    messages: Sequence[Message], count_tokens: Callable[[Sequence[Message]], int], budget: int
+) -> list[Message]:
     """Drop the oldest non-system turns until ``count_tokens(messages) <= budget``."""
     fitted = list(messages)
     if count_tokens(fitted) <= budget:

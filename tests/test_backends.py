@@ -91,6 +91,7 @@ async def test_prefix_reuse_changes_speed_not_answers(tiny_onnx_fp32: Path, shar
     cached = OnnxBackend(TINY, precision="fp32", home=shared_home)
     uncached = OnnxBackend(TINY, precision="fp32", home=shared_home, prefix_cache_size=0)
     history = list(QUESTION)
+    new_tokens = 0  # tokens the latest turn added to the conversation
     for turn in range(4):
         answer = "".join(await collect(cached, history))
         stats = cached.last_stats
@@ -125,18 +126,24 @@ async def test_sampling_with_a_seed_repeats_and_differs_from_greedy(onnx_fp32) -
 
 
 async def test_max_new_tokens_bounds_the_answer(onnx_fp32) -> None:
-    tokens = onnx_fp32._tokenizer.encode("".join(await collect(onnx_fp32, QUESTION, GenerationParams(max_new_tokens=5))))
+    tokens = onnx_fp32._tokenizer.encode(
+        "".join(await collect(onnx_fp32, QUESTION, GenerationParams(max_new_tokens=5)))
+    )
     assert 1 <= len(tokens) <= 6  # one token can decode into text that re-encodes as two
 
 
-async def test_context_window_trims_oldest_turns_never_the_system_prompt(tiny_onnx_fp32: Path, shared_home: Path) -> None:
+async def test_context_window_trims_oldest_turns_never_the_system_prompt(
+    tiny_onnx_fp32: Path, shared_home: Path
+) -> None:
     from chatbot.backends.onnx import OnnxBackend
 
     small = OnnxBackend(TINY, precision="fp32", home=shared_home, context_window=160)
     long_history: list[Message] = [{"role": "system", "content": "You are a support agent."}]
     for i in range(12):
-        long_history += [{"role": "user", "content": f"My order number {i} is late again."},
-                         {"role": "assistant", "content": f"Sorry about order {i}, let me check."}]
+        long_history += [
+            {"role": "user", "content": f"My order number {i} is late again."},
+            {"role": "assistant", "content": f"Sorry about order {i}, let me check."},
+        ]
     long_history.append({"role": "user", "content": "Any news?"})
     params = GenerationParams(max_new_tokens=16)
     fitted = small.fit(long_history, params)
@@ -171,7 +178,9 @@ async def test_respond_requires_a_user_turn_last() -> None:
             pass
 
 
-async def test_local_backend_applies_a_lora_adapter(local, tiny_transformers: Path, tmp_path: Path, shared_home: Path) -> None:
+async def test_local_backend_applies_a_lora_adapter(
+    local, tiny_transformers: Path, tmp_path: Path, shared_home: Path
+) -> None:
     """An adapter changes the answer, and the backend's answer is the peft model's own greedy output."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -181,7 +190,9 @@ async def test_local_backend_applies_a_lora_adapter(local, tiny_transformers: Pa
 
     torch.manual_seed(1)
     base = AutoModelForCausalLM.from_pretrained(tiny_transformers)
-    peft_model = get_peft_model(base, LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    peft_model = get_peft_model(
+        base, LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    )
     peft_model.save_pretrained(tmp_path / "adapter")
 
     adapted = LocalBackend(TINY, adapter=tmp_path / "adapter", device="cpu", home=shared_home)
@@ -190,8 +201,10 @@ async def test_local_backend_applies_a_lora_adapter(local, tiny_transformers: Pa
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_transformers)
     ids = torch.tensor([adapted.encode(QUESTION)])
-    expected = peft_model.eval().generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False)
-    assert answer == tokenizer.decode(expected[0, ids.shape[1]:], skip_special_tokens=True)
+    expected = peft_model.eval().generate(
+        input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=24, do_sample=False
+    )
+    assert answer == tokenizer.decode(expected[0, ids.shape[1] :], skip_special_tokens=True)
 
 
 def test_adapter_directory_is_checked(tiny_transformers: Path, tmp_path: Path, shared_home: Path) -> None:

@@ -40,7 +40,9 @@ def test_ask_streams_the_answer() -> None:
 
 def test_ask_on_onnx_answers_with_the_model(tiny_onnx_fp32: Path) -> None:
     env = {"TUNEDESK_PRECISION": "fp32"}
-    result = runner.invoke(app, ["ask", "Hi", "-b", "onnx", "-m", "tiny-random-llama", "--max-new-tokens", "8"], env=env)
+    result = runner.invoke(
+        app, ["ask", "Hi", "-b", "onnx", "-m", "tiny-random-llama", "--max-new-tokens", "8"], env=env
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip()
 
@@ -78,6 +80,11 @@ def test_model_list_and_info_show_prepared_artifacts(tiny_onnx_fp32: Path) -> No
 
 def test_console_script_is_installed() -> None:
     script = Path(sys.executable).parent / "tunedesk"
-    result = subprocess.run([str(script), "ask", "hello", "-b", "echo"], capture_output=True, text=True,
-                            env={**os.environ, "TUNEDESK_BACKEND": "echo"}, check=True)
+    result = subprocess.run(
+        [str(script), "ask", "hello", "-b", "echo"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TUNEDESK_BACKEND": "echo"},
+        check=True,
+    )
     assert result.stdout == "You said: hello\n"

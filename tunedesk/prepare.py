@@ -88,7 +88,11 @@ def _build_transformers(source: ModelSource, out: Path, progress: Progress) -> d
         gguf = source.gguf_path()
         progress(f"converting {gguf.name} to a transformers checkpoint")
         save_pretrained_copy(str(gguf.parent), out, gguf_file=gguf.name)
-        return {"source": {"type": "gguf", "package": spec.pip_name, "file": gguf.name}, "source_sha256": sha256_file(gguf), "precision": "fp32"}
+        return {
+            "source": {"type": "gguf", "package": spec.pip_name, "file": gguf.name},
+            "source_sha256": sha256_file(gguf),
+            "precision": "fp32",
+        }
     if spec is not None:
         assert spec.hub_id, f"registry entry {spec.name} names no weights"
         name_or_path = spec.hub_id
@@ -132,7 +136,9 @@ def _build_onnx(transformers_dir: Path, out: Path, precision: str, home: Path, p
     quant_logger.setLevel(logging.WARNING)
     try:
         with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-            options = parse_extra_options(model_dir, model_dir, str(out), precision, "cpu", str(cache_dir), BUILDER_OPTIONS)
+            options = parse_extra_options(
+                model_dir, model_dir, str(out), precision, "cpu", str(cache_dir), BUILDER_OPTIONS
+            )
             create_model(model_dir, model_dir, str(out), precision, "cpu", str(cache_dir), **options)
     except Exception as exc:
         (out.parent / f"{out.name}.failed.log").write_text(log.getvalue())
@@ -178,7 +184,8 @@ def build_tiny_llama(source: ModelSource, out: Path) -> dict[str, Any]:
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config).to(torch.float32)
+    model: Any = LlamaForCausalLM(config)
+    model = model.to(torch.float32)
     model.generation_config = GenerationConfig(
         bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
     )

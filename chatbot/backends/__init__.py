@@ -28,19 +28,29 @@ BACKENDS: dict[str, str] = {
 _cache: dict[tuple[str, tuple[tuple[str, Any], ...]], Backend] = {}
 _cache_lock = threading.Lock()
 
-__all__ = ["BACKENDS", "Backend", "GenerationParams", "GenerationStats", "ThreadedBackend", "backend_class", "load_backend", "params_from"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "GenerationParams",
+    "GenerationStats",
+    "ThreadedBackend",
+    "backend_class",
+    "load_backend",
+    "params_from",
+]
 
 
-def backend_class(name: str) -> type:
+def backend_class(name: str) -> type[Backend]:
     try:
         target = BACKENDS[name]
     except KeyError:
         raise ConfigError(f"unknown backend '{name}'; choose one of: {', '.join(BACKENDS)}") from None
     module_name, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+    cls: type[Backend] = getattr(importlib.import_module(module_name), attr)
+    return cls
 
 
-def options_for(cls: type, settings: Settings) -> dict[str, Any]:
+def options_for(cls: type[Backend], settings: Settings) -> dict[str, Any]:
     """The settings fields that ``cls``'s constructor takes, by name."""
     accepted = inspect.signature(cls).parameters
     return {key: getattr(settings, key) for key in accepted if key in Settings.model_fields}

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from dataclasses import dataclass
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field

@@ -48,7 +48,7 @@ class LocalBackend(ThreadedBackend):
         self.model_ref = model
         self.path = ensure_transformers(model, home or load_settings().home)
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        loaded = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
+        loaded: Any = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
         self.adapter = adapter
         if adapter is not None:
             from peft import PeftModel
@@ -74,7 +74,9 @@ class LocalBackend(ThreadedBackend):
         ensure_transformers(settings.model, settings.home, progress)
 
     def encode(self, messages: Sequence[Message]) -> list[int]:
-        encoded = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+        encoded: Any = self.tokenizer.apply_chat_template(
+            [{"role": m["role"], "content": m["content"]} for m in messages], add_generation_prompt=True, tokenize=True
+        )
         if hasattr(encoded, "input_ids"):  # transformers 5 returns a BatchEncoding
             encoded = encoded["input_ids"]
         return list(encoded)
@@ -94,7 +96,9 @@ class LocalBackend(ThreadedBackend):
         prompt = self.encode(messages)
         budget = min(params.max_new_tokens, self.context_window - len(prompt))
         if budget <= 0:
-            raise GenerationError(f"prompt of {len(prompt)} tokens leaves no room in a {self.context_window}-token window")
+            raise GenerationError(
+                f"prompt of {len(prompt)} tokens leaves no room in a {self.context_window}-token window"
+            )
         input_ids = torch.tensor([prompt], device=self.device)
         stats = GenerationStats(prompt_tokens=len(prompt))
 

@@ -56,11 +56,18 @@ class OnnxBackend(ThreadedBackend):
         config = json.loads((self.path / "genai_config.json").read_text())
         self.context_window = min(context_window, int(config["model"]["context_length"]))
         self._eos = set(int(t) for t in self._tokenizer.eos_token_ids)
-        self._template = None if (self.path / "chat_template.jinja").is_file() or _has_template(self.path) else FALLBACK_TEMPLATE
+        self._template = (
+            None if (self.path / "chat_template.jinja").is_file() or _has_template(self.path) else FALLBACK_TEMPLATE
+        )
         self.prefix_cache = PrefixCache(self._new_generator, prefix_cache_size)
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "model": self.model_ref, "path": str(self.path), "precision": self.precision}
+        return {
+            "backend": self.name,
+            "model": self.model_ref,
+            "path": str(self.path),
+            "precision": self.precision,
+        }
 
     @classmethod
     def prepare(cls, settings: Settings, progress: Callable[[str], None]) -> None:
@@ -86,7 +93,9 @@ class OnnxBackend(ThreadedBackend):
         prompt = self.encode(messages)
         budget = min(params.max_new_tokens, self.context_window - len(prompt))
         if budget <= 0:
-            raise GenerationError(f"prompt of {len(prompt)} tokens leaves no room in a {self.context_window}-token window")
+            raise GenerationError(
+                f"prompt of {len(prompt)} tokens leaves no room in a {self.context_window}-token window"
+            )
         options = self._search_options(params)
         reusable = "random_seed" not in dict(options)  # a seed must mean the same thing every time
         entry, reused = self.prefix_cache.checkout(prompt, options, reusable)
@@ -111,7 +120,10 @@ class OnnxBackend(ThreadedBackend):
         finally:
             stats.total_s = time.perf_counter() - started
             self.last_stats = stats
-            history = [*messages, {"role": "assistant", "content": "".join(pieces)}]  # what the UI stores
+            history: list[Message] = [
+                *messages,
+                {"role": "assistant", "content": "".join(pieces)},
+            ]  # what the UI stores
             self.prefix_cache.checkin(entry, lambda: self.encode(history, add_generation_prompt=False), reusable)
 
     def _new_generator(self, options: Options) -> Any:
@@ -130,6 +142,7 @@ class OnnxBackend(ThreadedBackend):
             if params.seed is not None:
                 options["random_seed"] = params.seed
         return tuple(sorted(options.items()))
+
 
 def _has_template(path: Path) -> bool:
     config = path / "tokenizer_config.json"

@@ -76,7 +76,9 @@ class PrefixCache:
         if next_prompt is None:
             entry.ready.set()
             return
-        threading.Thread(target=self._refresh, args=(entry, next_prompt), name="tunedesk-prefix-refresh", daemon=True).start()
+        threading.Thread(
+            target=self._refresh, args=(entry, next_prompt), name="tunedesk-prefix-refresh", daemon=True
+        ).start()
 
     def clear(self) -> None:
         """Forget every cached generator, once the background prefills still running have finished."""
