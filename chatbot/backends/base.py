@@ -87,8 +87,21 @@ class ThreadedBackend:
     context_window: int = 2048
     last_stats: GenerationStats | None = None
 
-    def count_tokens(self, messages: Sequence[Message]) -> int:
+    def encode(self, messages: Sequence[Message]) -> list[int]:
+        """Prompt token ids for ``messages``, with the model's chat template."""
         raise NotImplementedError
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self.encode(messages))
+
+    def answer_budget(self, prompt: Sequence[int], params: GenerationParams) -> int:
+        """How many tokens the answer may take: ``max_new_tokens``, or less near the window's end."""
+        budget = min(params.max_new_tokens, self.context_window - len(prompt))
+        if budget <= 0:
+            raise GenerationError(
+                f"prompt of {len(prompt)} tokens leaves no room in a {self.context_window}-token window"
+            )
+        return budget
 
     def generate(self, messages: Sequence[Message], params: GenerationParams, cancel: threading.Event) -> Iterator[str]:
         raise NotImplementedError

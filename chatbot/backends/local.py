@@ -81,9 +81,6 @@ class LocalBackend(ThreadedBackend):
             encoded = encoded["input_ids"]
         return list(encoded)
 
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        return len(self.encode(messages))
-
     def generate(self, messages: Sequence[Message], params: GenerationParams, cancel: threading.Event) -> Iterator[str]:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
@@ -94,11 +91,7 @@ class LocalBackend(ThreadedBackend):
 
         started = time.perf_counter()
         prompt = self.encode(messages)
-        budget = min(params.max_new_tokens, self.context_window - len(prompt))
-        if budget <= 0:
-            raise GenerationError(
-                f"prompt of {len(prompt)} tokens leaves no room in a {self.context_window}-token window"
-            )
+        budget = self.answer_budget(prompt, params)
         input_ids = torch.tensor([prompt], device=self.device)
         stats = GenerationStats(prompt_tokens=len(prompt))
 

@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 from chatbot.backends.base import GenerationParams, GenerationStats, ThreadedBackend
 from chatbot.backends.prefix_cache import Options, PrefixCache
 from chatbot.conversation import Message
-from tunedesk.errors import GenerationError
 from tunedesk.prepare import ensure_onnx
 from tunedesk.settings import Settings, load_settings
 
@@ -85,17 +84,10 @@ class OnnxBackend(ThreadedBackend):
     def encode(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[int]:
         return [int(t) for t in self._tokenizer.encode(self.render(messages, add_generation_prompt))]
 
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        return len(self.encode(messages))
-
     def generate(self, messages: Sequence[Message], params: GenerationParams, cancel: threading.Event) -> Iterator[str]:
         started = time.perf_counter()
         prompt = self.encode(messages)
-        budget = min(params.max_new_tokens, self.context_window - len(prompt))
-        if budget <= 0:
-            raise GenerationError(
-                f"prompt of {len(prompt)} tokens leaves no room in a {self.context_window}-token window"
-            )
+        budget = self.answer_budget(prompt, params)
         options = self._search_options(params)
         reusable = "random_seed" not in dict(options)  # a seed must mean the same thing every time
         entry, reused = self.prefix_cache.checkout(prompt, options, reusable)
