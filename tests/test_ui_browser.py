@@ -101,7 +101,9 @@ def test_question_gets_an_answer_and_follow_ups_work(chromium_browser, echo_ui: 
     ask(page, "Where is my parcel?")
     page.get_by_text("You said: Where is my parcel?").wait_for(timeout=30_000)
     ask(page, "It was due on Monday.")
-    page.get_by_text("You said: It was due on Monday.").wait_for(timeout=30_000)
+    # the second answer saw the history; the first exchange is still on the page
+    page.get_by_text("You said (message 2): It was due on Monday.").wait_for(timeout=30_000)
+    assert page.get_by_text("You said: Where is my parcel?").count() == 1
     page.close()
 
 

@@ -1,7 +1,8 @@
 """``echo``: a real, deterministic backend for tests and demos. It needs no model.
 
-It answers by repeating the latest user message, word by word, so a UI, the eval harness or a
-benchmark can be exercised end to end without loading weights. Words stand in for tokens.
+It answers by repeating the latest user message, word by word, and numbers follow-ups ("You said
+(message 2): ..."), so a UI, the eval harness or a benchmark can be exercised end to end, history
+included, without loading weights. Words stand in for tokens.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ class EchoBackend(ThreadedBackend):
         return sum(len(message["content"].split()) + 1 for message in messages)
 
     def generate(self, messages: Sequence[Message], params: GenerationParams, cancel: threading.Event) -> Iterator[str]:
-        question = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-        words = ["You", "said:", *question.split()][: params.max_new_tokens]
+        asked = [m["content"] for m in messages if m["role"] == "user"]
+        said = "said:" if len(asked) == 1 else f"said (message {len(asked)}):"
+        words = ["You", *said.split(), *asked[-1].split()][: params.max_new_tokens]
         for index, word in enumerate(words):
             if cancel.is_set():
                 return
