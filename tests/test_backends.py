@@ -218,3 +218,27 @@ def test_backends_built_directly_use_tunedesk_home(tiny_onnx_fp32: Path, monkeyp
     from chatbot.backends.onnx import OnnxBackend
 
     assert OnnxBackend(TINY, precision="fp32").path == tiny_onnx_fp32  # TUNEDESK_HOME, not ~/.cache
+
+
+def test_asking_for_cuda_without_a_gpu_says_so(tiny_transformers: Path, shared_home: Path) -> None:
+    import torch
+
+    from chatbot.backends.local import LocalBackend
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        LocalBackend(TINY, device="cuda", home=shared_home)
+
+
+@pytest.mark.gpu
+async def test_local_backend_runs_in_bf16_on_cuda(tiny_transformers: Path, shared_home: Path) -> None:
+    import torch
+
+    from chatbot.backends.local import LocalBackend
+
+    backend = LocalBackend(TINY, device="auto", home=shared_home)
+    assert backend.device == "cuda" and backend.dtype == torch.bfloat16
+    assert next(backend.model.parameters()).is_cuda
+    assert "".join(await collect(backend, QUESTION)).strip()
+    assert backend.last_stats.completion_tokens == GREEDY.max_new_tokens
