@@ -59,3 +59,70 @@ def validate(
     Console().print(table)
     Console().print("[bold green]PASS[/]" if report.ok else "[bold red]FAIL[/]")
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def prepare(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Raw logs: chat JSONL, per-turn CSV, transcripts or instruction CSV.")
+    ],
+    out: Annotated[Path, typer.Option(help="Directory for train/val/test.jsonl, their .meta.jsonl and report.json.")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl, csv, transcript or instructions (default: guess).")
+    ] = None,
+    speaker: Annotated[
+        list[str] | None, typer.Option(help="Extra speaker mapping NAME=ROLE, e.g. Kunde=user; repeatable.")
+    ] = None,
+    system_prompt: Annotated[str | None, typer.Option(help="System message for examples that have none.")] = None,
+    val: Annotated[float, typer.Option(help="Fraction of conversations for validation.")] = 0.1,
+    test: Annotated[float, typer.Option(help="Fraction of conversations for test.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    redact: Annotated[bool, typer.Option(help="Replace PII with typed placeholders.")] = True,
+) -> None:
+    """Clean, redact, deduplicate and split raw support conversations into fine-tuning files.
+
+    Example: tunedesk data prepare data/samples/support/raw.csv --out build/support"""
+    from data.prepare import PrepareConfig
+    from data.prepare import prepare as run_prepare
+    from data.support_chat import FORMATS
+
+    speakers: dict[str, str] = {}
+    for pair in speaker or []:
+        name, sep, role = pair.partition("=")
+        if not sep or not name.strip() or not role.strip():
+            err.print(f"[bold red]error:[/] --speaker expects NAME=ROLE, got '{pair}'", highlight=False)
+            raise typer.Exit(1)
+        speakers[name.strip()] = role.strip()
+    if not 0 <= val < 1 or not 0 <= test < 1 or val + test >= 1:
+        err.print(
+            "[bold red]error:[/] --val and --test must be fractions that leave some training data", highlight=False
+        )
+        raise typer.Exit(1)
+    if fmt is not None and fmt not in FORMATS:
+        err.print(f"[bold red]error:[/] --format must be one of {', '.join(FORMATS)}, not '{fmt}'", highlight=False)
+        raise typer.Exit(1)
+    config = PrepareConfig(
+        fmt=fmt,  # type: ignore[arg-type]  # checked against FORMATS just above
+        speakers=speakers,
+        system_prompt=system_prompt,
+        redact=redact,
+        val=val,
+        test=test,
+        seed=seed,
+    )
+    try:
+        with err.status("preparing"):
+            report = run_prepare(inputs, out, config)
+    except TunedeskError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    table = Table("step", "count", title=f"{', '.join(map(str, inputs))} -> {out}")
+    for step, count in report["steps"].items():
+        table.add_row(step.replace("_", " "), str(count))
+    for kind, count in report["pii_redacted"].items():
+        table.add_row(f"PII redacted: {kind}", str(count))
+    for name, part in report["splits"].items():
+        table.add_row(f"{name}.jsonl", f"{part['conversations']} conversations, {len(part['intents'])} intents")
+    table.add_row("stratified by intent", "yes" if report["stratified_by_intent"] else "no (too few per intent)")
+    table.add_row("leakage check", report["leakage_check"])
+    Console().print(table)

@@ -30,6 +30,7 @@ from data.schema import ROLES
 from tunedesk.errors import TunedeskError
 
 Format = Literal["jsonl", "csv", "transcript", "instructions"]
+FORMATS: tuple[str, ...] = ("jsonl", "csv", "transcript", "instructions")
 
 DEFAULT_SPEAKERS: dict[str, str] = {
     "customer": "user", "user": "user", "client": "user", "cust": "user", "caller": "user",

@@ -156,20 +156,37 @@ async def test_context_window_trims_oldest_turns_never_the_system_prompt(
         await collect(small, huge, params)
 
 
-async def test_closing_the_stream_stops_generation(onnx_fp32) -> None:
-    before = onnx_fp32.last_stats
-    # ~1 s of work for the tiny model (~1,500 tokens/s); the cancel lands within milliseconds
-    stream = onnx_fp32.stream(QUESTION, GenerationParams(max_new_tokens=1900, repetition_penalty=1.0))
-    pieces = [await anext(stream), await anext(stream)]
+async def test_closing_the_stream_cancels_the_worker() -> None:
+    """The thread bridge: closing the async stream sets the producer's cancel flag."""
+    import threading
+
+    from chatbot.backends.base import iterate_in_thread
+
+    stopped = threading.Event()
+
+    def produce(cancel: threading.Event):
+        try:
+            while not cancel.is_set():
+                yield "x"
+                cancel.wait(0.001)
+        finally:
+            stopped.set()
+
+    stream = iterate_in_thread(produce)
+    assert [await anext(stream), await anext(stream)] == ["x", "x"]
     await stream.aclose()
-    assert len(pieces) == 2
-    for _ in range(250):  # the worker notices at its next token and records what it did
-        if onnx_fp32.last_stats is not before:
-            break
-        await asyncio.sleep(0.02)
-    stats = onnx_fp32.last_stats
-    assert stats is not before, "the worker did not finish"
-    assert stats.completion_tokens < 1000, "generation did not stop"
+    assert await asyncio.to_thread(stopped.wait, 10), "the producer was not told to stop"
+
+
+def test_onnx_generation_stops_at_the_next_token_once_cancelled(onnx_fp32) -> None:
+    import threading
+
+    cancel = threading.Event()
+    pieces = onnx_fp32.generate(QUESTION, GenerationParams(max_new_tokens=500, repetition_penalty=1.0), cancel)
+    next(pieces), next(pieces)
+    cancel.set()
+    assert list(pieces) == []  # nothing after the flag, not even one more token
+    assert onnx_fp32.last_stats.completion_tokens <= 3
 
 
 async def test_respond_requires_a_user_turn_last() -> None:

@@ -1,0 +1,150 @@
+"""``tunedesk data prepare``: raw support logs in; ``train/val/test.jsonl`` and a report out.
+
+Steps, each counted in the report: read -> clean (and merge consecutive turns) -> redact PII ->
+drop (too few turns, no user or assistant turn, no letters, too long) -> exact and near duplicates ->
+split (grouped by conversation, stratified by intent, seeded) -> leakage check -> write.
+
+Decisions:
+- The training files hold only ``{"messages": [...]}``, which Azure and the local LoRA job read
+  unchanged. Each ``<split>.meta.jsonl`` holds, line for line, the id, intent, resolved flag and
+  source ``file:line`` of the same example, for eval and for tracing a bad example back to its log.
+- Outputs are built in a temporary sibling directory and swapped in whole; ``report.json`` records
+  the config and the sha256 of every input next to the outputs.
+- A conversation must end on an assistant turn to teach anything: trailing customer turns are cut.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from data.clean import clean_conversation
+from data.pii import Redactor
+from data.split import find_leaks, remove_duplicates, split_conversations
+from data.support_chat import Conversation, DataError, Format, Turn, read_conversations
+
+
+@dataclass
+class PrepareConfig:
+    """How ``tunedesk data prepare`` turns raw logs into fine-tuning files."""
+
+    fmt: Format | None = None  # jsonl, csv, transcript, instructions; guessed when None
+    speakers: Mapping[str, str] = field(default_factory=dict)  # extra speaker name -> role
+    system_prompt: str | None = None  # prepended to every example that has none
+    redact: bool = True
+    min_turns: int = 2
+    max_chars: int = 16_000  # ~4,000 tokens: longer conversations are dropped
+    near_duplicate_threshold: float = 0.8
+    val: float = 0.1
+    test: float = 0.1
+    seed: int = 0
+
+
+def prepare(inputs: Sequence[Path], out: Path, config: PrepareConfig) -> dict[str, Any]:
+    counts: Counter[str] = Counter()
+    redactor = Redactor()
+    conversations: list[Conversation] = []
+    for path in inputs:
+        for conversation in read_conversations(path, config.fmt, config.speakers):
+            counts["read"] += 1
+            conversation = clean_conversation(conversation, counts)
+            if config.redact:
+                conversation = conversation.model_copy(
+                    update={
+                        "turns": [Turn(role=t.role, content=redactor.redact(t.content)) for t in conversation.turns]
+                    }
+                )
+            conversation = _end_on_an_answer(conversation)
+            reason = _drop_reason(conversation, config)
+            if reason:
+                counts[f"dropped_{reason}"] += 1
+                continue
+            conversations.append(_with_system_prompt(conversation, config.system_prompt))
+    if not conversations:
+        raise DataError(f"no usable conversation in {', '.join(map(str, inputs))}: {dict(counts)}")
+    unique = remove_duplicates(conversations, config.near_duplicate_threshold, counts)
+    split = split_conversations(unique, config.val, config.test, config.seed)
+    leaks = find_leaks(split, config.near_duplicate_threshold)
+    if leaks:  # a bug, not bad data: refuse to write a dishonest split
+        raise DataError("the split leaks: " + "; ".join(leaks[:5]))
+    report = {
+        "config": {**asdict(config), "speakers": dict(config.speakers)},
+        "inputs": {str(p): _sha256(p) for p in inputs},
+        "steps": dict(counts),
+        "pii_redacted": dict(redactor.counts),
+        "stratified_by_intent": split.stratified,
+        "splits": {
+            name: {"conversations": len(part), "intents": dict(Counter(c.intent or "unknown" for c in part))}
+            for name, part in split.parts().items()
+        },
+        "leakage_check": "passed",
+    }
+    _write_atomically(out, split.parts(), report)
+    return report
+
+
+def _end_on_an_answer(conversation: Conversation) -> Conversation:
+    turns = list(conversation.turns)
+    while turns and turns[-1].role != "assistant":
+        turns.pop()
+    return conversation.model_copy(update={"turns": turns})
+
+
+def _drop_reason(conversation: Conversation, config: PrepareConfig) -> str | None:
+    turns = conversation.turns
+    roles = {t.role for t in turns}
+    if len(turns) < config.min_turns:
+        return "too_few_turns"
+    if "user" not in roles or "assistant" not in roles:
+        return "missing_role"
+    if not any(ch.isalpha() for t in turns for ch in t.content):
+        return "no_text"
+    if sum(len(t.content) for t in turns) > config.max_chars:
+        return "too_long"
+    return None
+
+
+def _with_system_prompt(conversation: Conversation, system_prompt: str | None) -> Conversation:
+    if not system_prompt or (conversation.turns and conversation.turns[0].role == "system"):
+        return conversation
+    return conversation.model_copy(update={"turns": [Turn(role="system", content=system_prompt), *conversation.turns]})
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_atomically(out: Path, parts: Mapping[str, list[Conversation]], report: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
+    try:
+        for name, conversations in parts.items():
+            with (
+                (tmp / f"{name}.jsonl").open("w", encoding="utf-8") as examples,
+                (tmp / f"{name}.meta.jsonl").open("w", encoding="utf-8") as meta,
+            ):
+                for conversation in conversations:
+                    examples.write(json.dumps(conversation.to_example(), ensure_ascii=False) + "\n")
+                    meta.write(json.dumps(
+                        {"id": conversation.id, "intent": conversation.intent,
+                         "resolved": conversation.resolved, "source": conversation.source}
+                    ) + "\n")  # fmt: skip
+        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        old = None
+        if out.exists():
+            old = out.parent / f".old-{out.name}-{os.getpid()}"
+            os.rename(out, old)
+        os.rename(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
