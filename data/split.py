@@ -40,8 +40,7 @@ def _minhash(conversation: Conversation):  # type: ignore[no-untyped-def]
     words = re.findall(r"\w+", " ".join(t.content.lower() for t in conversation.turns))
     shingles = {" ".join(words[i : i + SHINGLE]) for i in range(max(1, len(words) - SHINGLE + 1))}
     signature = MinHash(num_perm=NUM_PERM, seed=1)
-    for shingle in shingles:
-        signature.update(shingle.encode())
+    signature.update_batch([shingle.encode() for shingle in shingles])  # vectorised: ~10x update()
     return signature
 
 
