@@ -26,8 +26,15 @@ sys.path.insert(0, str(ROOT))
 INTENTS = ["returns", "order_status", "refund", "shipping_delay", "cancellation", "payment_failure",
            "account_access", "product_question", "complaint", "warranty", "human_agent", "small_talk"]  # fmt: skip
 OPENERS = ["hi", "hello", "hey there", "good morning", "yo", "hi team"]
-ASKS = ["my order {oid} hasn't arrived", "i want to return the jacket from order {oid}", "card {card} was charged twice",
-        "can't log in with {email}", "pls call me on {phone}", "ship it to {addr} instead", "refund to {iban} please"]  # fmt: skip
+ASKS = [
+    "my order {oid} hasn't arrived",
+    "i want to return the jacket from order {oid}",
+    "card {card} was charged twice",
+    "can't log in with {email}",
+    "pls call me on {phone}",
+    "ship it to {addr} instead",
+    "refund to {iban} please",
+]
 ANSWERS = ["Thanks for reaching out. I've checked order {oid}: it ships within 2 business days.",
            "I'm sorry about that. Returns are free within 30 days; I've emailed a label to {email}.",
            "I can see the duplicate charge of $49.99. The pre-authorisation drops off within 3 days.",
@@ -100,9 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         timed(stages, "split + leakage check", lambda: find_leaks(split_conversations(unique, 0.1, 0.1, 0), 0.8))
         timed(stages, "prepare end to end", prepare, [raw], Path(tmp) / "out", PrepareConfig())
     staged = sum(v for k, v in stages.items() if k != "prepare end to end")
-    print(
-        f"{n:,} synthetic conversations; {counts['exact_duplicates']:,} exact and {counts['near_duplicates']:,} near duplicates"
-    )
+    exact, near = counts["exact_duplicates"], counts["near_duplicates"]
+    print(f"{n:,} synthetic conversations; {exact:,} exact and {near:,} near duplicates")
     print(f"{'stage':<24}{'seconds':>10}{'conversations/s':>18}{'share':>8}")
     for name, seconds in stages.items():
         share = f"{seconds / staged:.0%}" if name != "prepare end to end" else ""
