@@ -10,14 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tunedesk.errors import TunedeskError
+from tunedesk.console import err, friendly_errors
+from tunedesk.errors import ConfigError
 from tunedesk.settings import load_settings
 
 app = typer.Typer(help="Prepare and check fine-tuning data (chat-format JSONL).", no_args_is_help=True)
-err = Console(stderr=True)
 
 
 @app.command()
+@friendly_errors
 def validate(
     file: Annotated[Path, typer.Argument(help='Chat-format JSONL: one {"messages": [...]} per line.')],
     target: Annotated[
@@ -31,11 +32,7 @@ def validate(
     Example: tunedesk data validate build/support/train.jsonl --target azure:gpt-4o-mini-2024-07-18"""
     from data.validate import parse_target, validate_file
 
-    try:
-        report = validate_file(file, parse_target(target, load_settings().home))
-    except TunedeskError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    report = validate_file(file, parse_target(target, load_settings().home))
     if as_json:
         typer.echo(json.dumps(report.summary(), indent=2))
         raise typer.Exit(0 if report.ok else 1)
@@ -62,6 +59,7 @@ def validate(
 
 
 @app.command()
+@friendly_errors
 def prepare(
     inputs: Annotated[
         list[Path], typer.Argument(help="Raw logs: chat JSONL, per-turn CSV, transcripts or instruction CSV.")
@@ -90,17 +88,12 @@ def prepare(
     for pair in speaker or []:
         name, sep, role = pair.partition("=")
         if not sep or not name.strip() or not role.strip():
-            err.print(f"[bold red]error:[/] --speaker expects NAME=ROLE, got '{pair}'", highlight=False)
-            raise typer.Exit(1)
+            raise ConfigError(f"--speaker expects NAME=ROLE, got '{pair}'")
         speakers[name.strip()] = role.strip()
     if not 0 <= val < 1 or not 0 <= test < 1 or val + test >= 1:
-        err.print(
-            "[bold red]error:[/] --val and --test must be fractions that leave some training data", highlight=False
-        )
-        raise typer.Exit(1)
+        raise ConfigError("--val and --test must be fractions that leave some training data")
     if fmt is not None and fmt not in FORMATS:
-        err.print(f"[bold red]error:[/] --format must be one of {', '.join(FORMATS)}, not '{fmt}'", highlight=False)
-        raise typer.Exit(1)
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
     config = PrepareConfig(
         fmt=fmt,  # type: ignore[arg-type]  # checked against FORMATS just above
         speakers=speakers,
@@ -110,12 +103,8 @@ def prepare(
         test=test,
         seed=seed,
     )
-    try:
-        with err.status("preparing"):
-            report = run_prepare(inputs, out, config)
-    except TunedeskError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
+    with err.status("preparing"):
+        report = run_prepare(inputs, out, config)
     table = Table("step", "count", title=f"{', '.join(map(str, inputs))} -> {out}")
     for step, count in report["steps"].items():
         table.add_row(step.replace("_", " "), str(count))

@@ -10,20 +10,18 @@ Decisions:
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from data.cli import app as data_app
-from tunedesk.errors import TunedeskError
+from tunedesk.console import err, friendly_errors
 from tunedesk.settings import load_settings
 
 app = typer.Typer(help="Fine-tune, evaluate and serve a customer-support chatbot.", no_args_is_help=True)
@@ -31,23 +29,9 @@ model_app = typer.Typer(help="The model registry: list, prepare and inspect mode
 app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
 
-err = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
 
 BackendOpt = Annotated[str | None, typer.Option("--backend", "-b", help="onnx (default), local or echo.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Registry name, directory or hub id.")]
-
-
-def friendly_errors(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except TunedeskError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @model_app.command("list")
