@@ -22,6 +22,7 @@ Prints a table, then as the last line one JSON object with the figures and the r
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -72,15 +73,19 @@ FOLLOW_UPS = [
 ]
 
 
-def chat_prompt(messages: list[dict[str, str]]) -> str:
-    """The prompt text every engine gets: the model's own chat template, rendered once."""
+@functools.cache
+def smollm2_tokenizer():  # type: ignore[no-untyped-def]
     from transformers import AutoTokenizer
 
     from tunedesk.prepare import ensure_transformers
     from tunedesk.settings import load_settings
 
-    tokenizer = AutoTokenizer.from_pretrained(ensure_transformers("smollm2-135m", load_settings().home))
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return AutoTokenizer.from_pretrained(ensure_transformers("smollm2-135m", load_settings().home))
+
+
+def chat_prompt(messages: list[dict[str, str]]) -> str:
+    """The prompt text every engine gets: the model's own chat template."""
+    return smollm2_tokenizer().apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
 
 class OursEngine:

@@ -40,18 +40,13 @@ def model_list() -> None:
     """List the models tunedesk knows by name, and which are prepared.
 
     Example: tunedesk model list"""
-    from tunedesk.models import REGISTRY, models_dir
+    from tunedesk.models import REGISTRY, prepared_artifacts
 
     home = load_settings().home
     table = Table("name", "prepared", "license", "summary")
     for spec in REGISTRY.values():
-        folder = models_dir(home) / spec.name
-        prepared = (
-            sorted(p.name for p in folder.iterdir() if (p / "tunedesk-manifest.json").is_file())
-            if folder.is_dir()
-            else []
-        )
-        table.add_row(spec.name, ", ".join(prepared) or "-", spec.license, spec.summary)
+        prepared = ", ".join(prepared_artifacts(home, spec.name)) or "-"
+        table.add_row(spec.name, prepared, spec.license, spec.summary)
     Console().print(table)
 
 
@@ -82,7 +77,7 @@ def model_info(name: Annotated[str, typer.Argument(help="Registry name, director
     Example: tunedesk model info smollm2-135m"""
     from dataclasses import asdict
 
-    from tunedesk.models import models_dir, read_manifest, resolve
+    from tunedesk.models import models_dir, prepared_artifacts, read_manifest, resolve
 
     home = load_settings().home
     source = resolve(name)
@@ -94,16 +89,10 @@ def model_info(name: Annotated[str, typer.Argument(help="Registry name, director
     if source.path is not None:
         info["path"] = str(source.path)
         info["manifest"] = read_manifest(source.path)
-    folder = models_dir(home) / source.slug
-    info["artifacts"] = (
-        {
-            p.name: {"path": str(p), "manifest": read_manifest(p)}
-            for p in sorted(folder.iterdir())
-            if folder.is_dir() and read_manifest(p) is not None
-        }
-        if folder.is_dir()
-        else {}
-    )
+    info["artifacts"] = {
+        name: {"path": str(models_dir(home) / source.slug / name), "manifest": manifest}
+        for name, manifest in prepared_artifacts(home, source.slug).items()
+    }
     typer.echo(json.dumps(info, indent=2, default=str))
 
 

@@ -144,6 +144,15 @@ def onnx_artifact_name(precision: str) -> str:
     return f"onnx-{precision}-cpu"
 
 
+def prepared_artifacts(home: Path, slug: str) -> dict[str, dict[str, Any]]:
+    """The finished artifacts (those with a manifest) prepared from one source: name -> manifest."""
+    folder = models_dir(home) / slug
+    if not folder.is_dir():
+        return {}
+    found = {p.name: read_manifest(p) for p in sorted(folder.iterdir()) if p.is_dir()}
+    return {name: manifest for name, manifest in found.items() if manifest is not None}
+
+
 def read_manifest(directory: Path) -> dict[str, Any] | None:
     path = directory / MANIFEST
     if not path.is_file():

@@ -62,7 +62,7 @@ class PrefixCache:
         entry.generator.append_tokens(prompt)
         return entry, 0
 
-    def checkin(self, entry: Entry, next_prompt: Callable[[], list[int]] | None, reusable: bool = True) -> None:
+    def checkin(self, entry: Entry, next_prompt: Callable[[], list[int]], reusable: bool = True) -> None:
         """Keep ``entry`` for later turns. ``next_prompt()`` gives the tokens the conversation will
         start with next turn (history + this answer, as the template renders it); they are prefilled
         in the background."""
@@ -73,9 +73,6 @@ class PrefixCache:
         with self._lock:
             self.entries.insert(0, entry)
             del self.entries[self.size :]
-        if next_prompt is None:
-            entry.ready.set()
-            return
         threading.Thread(
             target=self._refresh, args=(entry, next_prompt), name="tunedesk-prefix-refresh", daemon=True
         ).start()
