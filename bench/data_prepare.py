@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     from data.clean import clean_conversation
     from data.pii import Redactor
     from data.prepare import PrepareConfig, prepare
-    from data.split import find_leaks, remove_duplicates, split_conversations
+    from data.split import Signatures, find_leaks, remove_duplicates, split_conversations
     from data.support_chat import Turn, read_conversations
 
     n = args.conversations
@@ -103,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             c.model_copy(update={"turns": [Turn(role=t.role, content=redactor.redact(t.content)) for t in c.turns]})
             for c in cleaned
         ])  # fmt: skip
-        unique = timed(stages, "deduplicate", remove_duplicates, redacted, 0.8, counts)
-        timed(stages, "split + leakage check", lambda: find_leaks(split_conversations(unique, 0.1, 0.1, 0), 0.8))
+        signatures = Signatures()  # as prepare does: the leakage check reuses dedup's signatures
+        unique = timed(stages, "deduplicate", remove_duplicates, redacted, 0.8, counts, signatures)
+        timed(stages, "split + leakage check",
+              lambda: find_leaks(split_conversations(unique, 0.1, 0.1, 0), 0.8, signatures))  # fmt: skip
         timed(stages, "prepare end to end", prepare, [raw], Path(tmp) / "out", PrepareConfig())
     staged = sum(v for k, v in stages.items() if k != "prepare end to end")
     exact, near = counts["exact_duplicates"], counts["near_duplicates"]

@@ -28,7 +28,7 @@ from typing import Any
 
 from data.clean import clean_conversation
 from data.pii import Redactor
-from data.split import find_leaks, remove_duplicates, split_conversations
+from data.split import Signatures, find_leaks, remove_duplicates, split_conversations
 from data.support_chat import Conversation, DataError, Format, Turn, read_conversations
 
 
@@ -70,9 +70,10 @@ def prepare(inputs: Sequence[Path], out: Path, config: PrepareConfig) -> dict[st
             conversations.append(_with_system_prompt(conversation, config.system_prompt))
     if not conversations:
         raise DataError(f"no usable conversation in {', '.join(map(str, inputs))}: {dict(counts)}")
-    unique = remove_duplicates(conversations, config.near_duplicate_threshold, counts)
+    signatures = Signatures()
+    unique = remove_duplicates(conversations, config.near_duplicate_threshold, counts, signatures)
     split = split_conversations(unique, config.val, config.test, config.seed)
-    leaks = find_leaks(split, config.near_duplicate_threshold)
+    leaks = find_leaks(split, config.near_duplicate_threshold, signatures)
     if leaks:  # a bug, not bad data: refuse to write a dishonest split
         raise DataError("the split leaks: " + "; ".join(leaks[:5]))
     report = {

@@ -44,8 +44,25 @@ def _minhash(conversation: Conversation):  # type: ignore[no-untyped-def]
     return signature
 
 
+class Signatures:
+    """MinHash signatures by conversation, computed once: deduplication and the leakage check share them."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[Conversation, object]] = {}
+
+    def __call__(self, conversation: Conversation):  # type: ignore[no-untyped-def]
+        hit = self._by_id.get(id(conversation))
+        if hit is None or hit[0] is not conversation:
+            hit = (conversation, _minhash(conversation))
+            self._by_id[id(conversation)] = hit
+        return hit[1]
+
+
 def remove_duplicates(
-    conversations: Sequence[Conversation], threshold: float, counts: Counter[str]
+    conversations: Sequence[Conversation],
+    threshold: float,
+    counts: Counter[str],
+    signatures: Signatures | None = None,
 ) -> list[Conversation]:
     """Drop exact duplicates, then near duplicates (Jaccard >= ``threshold``), keeping the first."""
     seen: set[str] = set()
@@ -57,10 +74,11 @@ def remove_duplicates(
             continue
         seen.add(key)
         unique.append(conversation)
+    signature_of = signatures or Signatures()
     index = NearDuplicateIndex(threshold)
     kept: list[Conversation] = []
     for position, conversation in enumerate(unique):
-        signature = _minhash(conversation)
+        signature = signature_of(conversation)
         if index.matches(signature):
             counts["near_duplicates"] += 1
             continue
@@ -135,12 +153,13 @@ def split_conversations(conversations: Sequence[Conversation], val: float, test:
     return Split(gather(train_ids), gather(val_ids), gather(test_ids), stratified)
 
 
-def find_leaks(split: Split, threshold: float) -> list[str]:
+def find_leaks(split: Split, threshold: float, signatures: Signatures | None = None) -> list[str]:
     """Every way a conversation of one split shows up in another; empty when the split is honest."""
     leaks: list[str] = []
     parts = split.parts()
     owner: dict[str, str] = {}
     texts: dict[str, str] = {}
+    signature_of = signatures or Signatures()
     index = NearDuplicateIndex(threshold)
     for name, conversations in parts.items():
         for position, conversation in enumerate(conversations):
@@ -151,7 +170,7 @@ def find_leaks(split: Split, threshold: float) -> list[str]:
             if texts.get(key, name) != name:
                 leaks.append(f"conversation {conversation.id} in {name} repeats one in {texts[key]}")
             texts.setdefault(key, name)
-            signature = _minhash(conversation)
+            signature = signature_of(conversation)
             for other in index.matches(signature):
                 other_split = other.split(":", 1)[0]
                 if other_split != name:
