@@ -25,16 +25,19 @@ install: $(STAMP)
 chat: $(STAMP)
 	$(BIN)/tunedesk chat
 
-# The browser tests drive Debian's chromium; as root we install it, otherwise we say how.
+# The tests need two Debian packages: chromium (the browser tests drive it) and dataset-fashion-mnist
+# (the real product photos of the captioning sample). As root we install them, otherwise we say how.
 CHROMIUM := /usr/bin/chromium
-$(CHROMIUM):
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
+DEBIAN_PACKAGES := chromium dataset-fashion-mnist
+$(CHROMIUM) $(FASHION_MNIST):
 	@if [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
 	else \
-		echo "the browser tests need Debian's chromium: sudo apt-get install chromium" >&2; \
+		echo "the tests need Debian packages: sudo apt-get install $(DEBIAN_PACKAGES)" >&2; \
 	fi
 
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(FASHION_MNIST)
 	$(BIN)/python -m pytest -m "not gpu"
 
 # llama-cpp-python compiles llama.cpp (~10 min on 2 cores): only the benchmark needs it.

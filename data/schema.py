@@ -34,3 +34,43 @@ class ChatExample(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     messages: list[ChatMessage] = Field(min_length=1)
+
+
+# The sibling tasks' examples: one JSON object per line, these fields and no others.
+SentimentLabel = Literal["negative", "neutral", "positive"]
+SENTIMENT_LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
+
+
+class SummaryExample(BaseModel):
+    """A legal document and its reference summary."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    document: str = Field(min_length=1)
+    summary: str = Field(min_length=1)
+    title: str | None = None
+    source: str = ""
+
+
+class SentimentExample(BaseModel):
+    """A social-media post and its 3-way sentiment label."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    label: SentimentLabel
+    source: str = ""
+
+
+class CaptionExample(BaseModel):
+    """An image and one caption. ``image`` is a path relative to the captions file, an absolute
+    path, or ``fashion-mnist:<split>:<index>`` for a photo of Debian's dataset-fashion-mnist."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1)
+    image: str = Field(min_length=1)
+    caption: str = Field(min_length=1)
+    source: str = ""
