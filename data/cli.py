@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +16,9 @@ from rich.table import Table
 from tunedesk.console import err, friendly_errors
 from tunedesk.errors import ConfigError
 from tunedesk.settings import load_settings
+
+if TYPE_CHECKING:
+    from data.augment import Generate
 
 app = typer.Typer(help="Prepare and check fine-tuning data (chat-format JSONL).", no_args_is_help=True)
 
@@ -76,10 +82,32 @@ def prepare(
     test: Annotated[float, typer.Option(help="Fraction of conversations for test.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
     redact: Annotated[bool, typer.Option(help="Replace PII with typed placeholders.")] = True,
+    correct_typos: Annotated[bool, typer.Option(help="Correct likely typos in customer turns (SymSpell).")] = False,
+    noise_copies: Annotated[
+        int, typer.Option(min=0, help="Augment: noisy copies (typos, slang) of each training conversation.")
+    ] = 0,
+    paraphrase_copies: Annotated[
+        int, typer.Option(min=0, help="Augment: copies with customer turns paraphrased by --augment-backend.")
+    ] = 0,
+    synthetic_per_intent: Annotated[
+        int, typer.Option(min=0, help="Augment: conversations per intent written by --augment-backend.")
+    ] = 0,
+    intents: Annotated[
+        Path | None, typer.Option(help="Intent list (YAML) for synthetic conversations.", exists=True, dir_okay=False)
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="Store policy the synthetic agent follows.", exists=True, dir_okay=False)
+    ] = None,
+    augment_backend: Annotated[
+        str | None, typer.Option(help="Backend that paraphrases and writes synthetic data (default: TUNEDESK_BACKEND).")
+    ] = None,
+    augment_model: Annotated[str | None, typer.Option(help="Model of --augment-backend.")] = None,
+    augment_temperature: Annotated[float, typer.Option(help="Sampling temperature of augmentation.")] = 0.8,
 ) -> None:
     """Clean, redact, deduplicate and split raw support conversations into fine-tuning files.
 
     Example: tunedesk data prepare data/samples/support/raw.csv --out build/support"""
+    from data.augment import AugmentConfig
     from data.prepare import PrepareConfig
     from data.prepare import prepare as run_prepare
     from data.support_chat import FORMATS
@@ -99,12 +127,25 @@ def prepare(
         speakers=speakers,
         system_prompt=system_prompt,
         redact=redact,
+        correct_typos=correct_typos,
         val=val,
         test=test,
         seed=seed,
+        augment=AugmentConfig(
+            noise_copies=noise_copies,
+            paraphrase_copies=paraphrase_copies,
+            synthetic_per_intent=synthetic_per_intent,
+            intents=intents,
+            policy=policy,
+            seed=seed,
+        ),
     )
-    with err.status("preparing"):
-        report = run_prepare(inputs, out, config)
+    generate = None
+    if config.augment.needs_backend:
+        generate = _backend_generate(augment_backend, augment_model, augment_temperature, seed)
+    # Paraphrasing shows its own progress bar; rich allows one live display at a time.
+    with err.status("preparing") if generate is None else contextlib.nullcontext():
+        report = run_prepare(inputs, out, config, generate, _progress)
     table = Table("step", "count", title=f"{', '.join(map(str, inputs))} -> {out}")
     for step, count in report["steps"].items():
         table.add_row(step.replace("_", " "), str(count))
@@ -115,3 +156,59 @@ def prepare(
     table.add_row("stratified by intent", "yes" if report["stratified_by_intent"] else "no (too few per intent)")
     table.add_row("leakage check", report["leakage_check"])
     Console().print(table)
+
+
+def _backend_generate(backend: str | None, model: str | None, temperature: float, seed: int) -> Generate:
+    """A ``messages -> text`` function over a chat backend: the data stage's only use of chatbot."""
+    from chatbot.backends import load_backend, params_from
+
+    settings = load_settings(backend=backend, model=model, temperature=temperature, seed=seed, max_new_tokens=512)
+    with err.status(f"loading {settings.backend} backend ({settings.model})"):
+        chat_backend = load_backend(settings.backend, settings)
+    params = params_from(settings)
+    return lambda messages: asyncio.run(chat_backend.complete(messages, params))  # type: ignore[arg-type]
+
+
+def _progress(items: Iterable[Any], description: str) -> Iterable[Any]:
+    from rich.progress import track
+
+    return track(list(items), description=description, console=err, transient=True)
+
+
+@app.command()
+@friendly_errors
+def stats(
+    inputs: Annotated[list[Path], typer.Argument(help="A 'data prepare' output directory, or chat JSONL files.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Directory for stats.json, the PNG plots and stats.html (default: INPUT/stats).")
+    ] = None,
+    target: Annotated[
+        str, typer.Option(help="Tokenizer to count with: azure:<base model> (approximate) or local:<model> (exact).")
+    ] = "azure:gpt-4o-mini-2024-07-18",
+) -> None:
+    """Counts per step, intents, turn and token histograms of a prepared dataset, as PNG plots and one HTML page.
+
+    Example: tunedesk data stats build/support"""
+    from data.stats import collect, write
+    from data.validate import parse_target
+
+    if out is None:
+        first = inputs[0]
+        out = first / "stats" if first.is_dir() else first.parent / f"{first.stem}-stats"
+    chosen = parse_target(target, load_settings().home)
+    with err.status("counting"):
+        splits, report = collect(inputs, chosen)
+        summary = write(out, splits, report, chosen)
+    table = Table("split", "conversations", "turns p50", "tokens p50 / max", "intents", "augmented", title=str(out))
+    for name, part in summary["splits"].items():
+        tokens = part["tokens"]
+        table.add_row(
+            name,
+            str(part["conversations"]),
+            str(part["turns"]["p50"]) if part["turns"] else "-",
+            f"{tokens['p50']} / {tokens['max']}" if tokens else "-",
+            str(len(part["intents"])),
+            str(sum(part["augmented"].values())),
+        )
+    Console().print(table)
+    Console().print(f"report: {out / 'stats.html'}")

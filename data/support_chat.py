@@ -55,6 +55,7 @@ class Conversation(BaseModel):
     intent: str | None = None
     resolved: bool | None = None
     source: str = ""  # file:line where it starts
+    augmented: str | None = None  # noise, paraphrase or synthetic: made from the training split
 
     def to_example(self) -> dict[str, object]:
         return {"messages": [turn.model_dump() for turn in self.turns]}
