@@ -212,3 +212,27 @@ def stats(
         )
     Console().print(table)
     Console().print(f"report: {out / 'stats.html'}")
+
+
+@app.command()
+@friendly_errors
+def fetch(
+    name: Annotated[str, typer.Argument(help="bitext, tweet_eval, billsum or flickr8k.")],
+    out: Annotated[Path, typer.Option(help="JSONL file to write (flickr8k saves its images beside it).")],
+    source: Annotated[
+        str | None, typer.Option(help="Hub id or a local save_to_disk copy (default: the public hub id).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="Split to fetch.")] = "train",
+    limit: Annotated[int | None, typer.Option(min=1, help="Fetch at most this many rows.")] = None,
+) -> None:
+    """Download a public dataset (needs internet, or --source with a local copy) as tunedesk JSONL.
+
+    Example: tunedesk data fetch bitext --out data/raw/bitext.jsonl"""
+    from data.hub import HUB_SETS
+    from data.hub import fetch as run_fetch
+
+    if name not in HUB_SETS:
+        raise ConfigError(f"unknown dataset '{name}'; known: {', '.join(HUB_SETS)}")
+    with err.status(f"fetching {name} ({source or HUB_SETS[name].hub_id}, {split})"):
+        written = run_fetch(name, out, source, split, limit)
+    Console().print(f"{written:,} examples -> {out}")
