@@ -1,5 +1,5 @@
 """PII redaction with typed placeholders: ``[EMAIL]``, ``[PHONE]``, ``[CARD]``, ``[IBAN]``, ``[ORDER_ID]``,
-``[ADDRESS]``.
+``[ADDRESS]``, ``[NAME]``.
 
 Decisions:
 - Precision over recall only where a checksum exists: a 13-19 digit run is a card only if it passes
@@ -9,7 +9,11 @@ Decisions:
 - Order and ticket ids follow patterns the caller can replace (``order #123456``, ``ORD-2024-77812``,
   ``ticket 55123``...): every shop numbers orders its own way.
 - Street addresses: a house number, one to four capitalised words, and a street-type word.
-- Person names are not redacted yet: it needs an NER model, and none installs offline here.
+- Person names: no NER model installs offline here (spaCy's and flair's models come from their own
+  servers, not PyPI), so names are found by the context they stand in: "my name is Sarah Lee",
+  "Mr. Okafor", "Hi Sarah," or "Thanks, Sarah" opening a message, a sign-off line ("Regards,\nSarah
+  Lee") closing it. Names must be capitalised; greetings skip words like "Team" or "There". A name
+  mentioned any other way survives: this is recall traded for never eating ordinary words.
 - Placeholders are stable text, so a fine-tuned model learns to say "[ORDER_ID]" rather than invent one.
 """
 
@@ -29,6 +33,23 @@ PHONE = re.compile(
 ADDRESS = re.compile(
     r"\b\d{1,5}[A-Za-z]?\s+(?:[A-Z][a-z]+\.?\s+){1,4}"
     r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|Terrace|Close|Square|Parkway|Pkwy)\b\.?"
+)
+_WORD = r"[A-Z](?:[a-z]+|'[A-Z][a-z]+)(?:-[A-Z][a-z]+)?"  # Lee, O'Neil, Smith-Jones
+_NAME = _WORD + r"(?: " + _WORD + r"){0,2}"
+NOT_NAMES = frozenset(
+    "There Team Teams Customer Customers All Everyone Everybody Support Again Sir Madam Folks Guys Friend Friends "
+    "So Very For Again Both Good Morning Afternoon Evening Anyway Though Once Agent".split()
+)
+NAME_CONTEXTS: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(pattern.replace("NAME", _NAME))
+    for pattern in (
+        r"(\b[Mm]y name(?: is|'s) )(NAME)",
+        r"(\b[Nn]ame: )(NAME)",
+        r"(\b(?:Mr|Mrs|Ms|Miss|Dr|Mx)\.? )(NAME)",
+        r"(?m)(^(?:Hi|Hello|Hey|Thanks,|Thank you,) )([A-Z][a-z]+)(?=[,!.])",
+        r"(?m)(^Dear )(NAME)(?=[,!.:])",
+        r"(?m)(^(?i:regards|best regards|kind regards|best|cheers|thanks|sincerely|yours),?[ \t]*\n)(NAME)[ \t]*$",
+    )
 )
 DATE_LIKE = re.compile(r"^\d{4}[-./]\d{1,2}[-./]\d{1,2}$|^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$")
 ORDER_ID_PATTERNS: tuple[str, ...] = (
@@ -74,7 +95,10 @@ class Redactor:
         for pattern in self._order_ids:
             text = pattern.sub(self._placeholder("ORDER_ID"), text)
         text = ADDRESS.sub(self._placeholder("ADDRESS"), text)
-        return PHONE.sub(self._phone, text)
+        text = PHONE.sub(self._phone, text)
+        for pattern in NAME_CONTEXTS:
+            text = pattern.sub(self._name, text)
+        return text
 
     def _placeholder(self, kind: str) -> Callable[[re.Match[str]], str]:
         return lambda match: self._count(kind)
@@ -82,6 +106,11 @@ class Redactor:
     def _count(self, kind: str) -> str:
         self.counts[kind] += 1
         return f"[{kind}]"
+
+    def _name(self, match: re.Match[str]) -> str:
+        if match.group(2).split()[0] in NOT_NAMES:
+            return match.group()
+        return match.group(1) + self._count("NAME")
 
     def _phone(self, match: re.Match[str]) -> str:
         text = match.group()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import pytest
+
 from data.clean import clean_conversation, clean_text
 from data.pii import Redactor, iban_ok, luhn_ok
 from data.support_chat import Conversation, Turn
@@ -153,3 +155,33 @@ def test_consecutive_turns_merge_and_empty_turns_go() -> None:
     cleaned = clean_conversation(conversation, counts)
     assert [(t.role, t.content) for t in cleaned.turns] == [("user", "hi\nanyone?"), ("assistant", "Yes!")]
     assert counts == Counter(turns_cleaned=1, empty_turns_dropped=1, turns_merged=1)
+
+
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("hi, my name is Sarah Lee and my order is late", "hi, my name is [NAME] and my order is late"),
+        ("Mr. Okafor called twice", "Mr. [NAME] called twice"),
+        ("Mrs Smith-Jones wants a refund", "Mrs [NAME] wants a refund"),
+        ("Hi Sarah, thanks for waiting.", "Hi [NAME], thanks for waiting."),
+        ("Thanks, Priya! Talk soon", "Thanks, [NAME]! Talk soon"),
+        ("It broke again.\nKind regards,\nJohn O'Neil", "It broke again.\nKind regards,\n[NAME]"),
+    ],
+)
+def test_person_names_in_telling_contexts_are_redacted(text: str, redacted: str) -> None:
+    redactor = Redactor()
+    assert redactor.redact(text) == redacted
+    assert redactor.counts["NAME"] == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hi There, my name is on the account",
+        "Dear Customer, your Lamp ships Monday",
+        "Hi team, I paid $30 for 2 Lamps",
+        "Best,\nthe Support Team",
+    ],
+)
+def test_ordinary_capitalised_words_are_not_names(text: str) -> None:
+    assert Redactor().redact(text) == text
