@@ -77,7 +77,13 @@ def prepare(
     speaker: Annotated[
         list[str] | None, typer.Option(help="Extra speaker mapping NAME=ROLE, e.g. Kunde=user; repeatable.")
     ] = None,
-    system_prompt: Annotated[str | None, typer.Option(help="System message for examples that have none.")] = None,
+    system_prompt: Annotated[
+        str | None,
+        typer.Option(
+            help="System message for examples that have none (default: the chat's, TUNEDESK_SYSTEM_PROMPT, so a "
+            "fine-tuned model is trained with the prompt it is served with; '' for none)."
+        ),
+    ] = None,
     val: Annotated[float, typer.Option(help="Fraction of conversations for validation.")] = 0.1,
     test: Annotated[float, typer.Option(help="Fraction of conversations for test.")] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
@@ -125,7 +131,7 @@ def prepare(
     config = PrepareConfig(
         fmt=fmt,  # type: ignore[arg-type]  # checked against FORMATS just above
         speakers=speakers,
-        system_prompt=system_prompt,
+        system_prompt=(load_settings().system_prompt if system_prompt is None else system_prompt) or None,
         redact=redact,
         correct_typos=correct_typos,
         val=val,

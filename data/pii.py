@@ -32,7 +32,8 @@ PHONE = re.compile(
 )
 ADDRESS = re.compile(
     r"\b\d{1,5}[A-Za-z]?\s+(?:[A-Z][a-z]+\.?\s+){1,4}"
-    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|Terrace|Close|Square|Parkway|Pkwy)\b\.?"
+    r"(?:(?:Street|Avenue|Road|Boulevard|Lane|Drive|Way|Court|Place|Terrace|Close|Square|Parkway)\b"
+    r"|(?:St|Ave|Rd|Blvd|Ln|Dr|Ct|Pl|Pkwy)\b\.?)"  # an abbreviation keeps its full stop, a word leaves it
 )
 _WORD = r"[A-Z](?:[a-z]+|'[A-Z][a-z]+)(?:-[A-Z][a-z]+)?"  # Lee, O'Neil, Smith-Jones
 _NAME = _WORD + r"(?: " + _WORD + r"){0,2}"
