@@ -66,7 +66,8 @@ class SentimentExample(BaseModel):
 
 class CaptionExample(BaseModel):
     """An image and one caption. ``image`` is a path relative to the captions file, an absolute
-    path, or ``fashion-mnist:<split>:<index>`` for a photo of Debian's dataset-fashion-mnist."""
+    path, ``fashion-mnist:<split>:<index>`` for a photo of Debian's dataset-fashion-mnist, or
+    ``skimage:<file>`` for a sample photo shipped with scikit-image."""
 
     model_config = ConfigDict(extra="forbid")
 
