@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tunedesk.errors import TunedeskError
 
@@ -23,7 +24,9 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except TunedeskError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+            # One line, never wrapped: "file:line: field" must survive grep and copy-paste.
+            # Escaped: a message may quote data such as "[ORDER_ID]", which rich would take for markup.
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
