@@ -164,11 +164,16 @@ def prepare(
     Console().print(table)
 
 
+AUGMENT_CONTEXT = 4096
+
+
 def _backend_generate(backend: str | None, model: str | None, temperature: float, seed: int) -> Generate:
     """A ``messages -> text`` function over a chat backend: the data stage's only use of chatbot."""
     from chatbot.backends import load_backend, params_from
 
     settings = load_settings(backend=backend, model=model, temperature=temperature, seed=seed, max_new_tokens=512)
+    # The synthetic prompt carries the whole store policy: give it room beyond the chat's default window.
+    settings = settings.model_copy(update={"context_window": max(settings.context_window, AUGMENT_CONTEXT)})
     with err.status(f"loading {settings.backend} backend ({settings.model})"):
         chat_backend = load_backend(settings.backend, settings)
     params = params_from(settings)
