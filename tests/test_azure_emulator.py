@@ -11,7 +11,10 @@ import csv
 import io
 import json
 import re
+import socket
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -531,3 +534,34 @@ def test_admin_endpoint_steers_a_running_emulator(server: RunningEmulator) -> No
     bad = httpx.post(f"{server.endpoint}/_emulator/faults", json={"kind": "meteor"}, headers=headers)
     assert bad.status_code == 400
     assert httpx.post(f"{server.endpoint}/_emulator/reset").status_code == 401
+
+
+def test_the_cli_serves_the_emulator_for_rehearsals() -> None:
+    """`tunedesk emulator azure` is a real server a team can point the SDK at, not only a test fixture."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tunedesk.cli", "emulator", "azure", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the emulator did not start"
+                time.sleep(0.2)
+        client = openai.AzureOpenAI(
+            azure_endpoint=f"http://127.0.0.1:{port}", api_key="emulator-api-key", api_version="2024-10-21"
+        )
+        answer = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}])
+        assert answer.choices[0].message.content == "You said: hello"
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=10)[0]
+    assert f"Azure OpenAI emulator on http://127.0.0.1:{port}" in output

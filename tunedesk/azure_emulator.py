@@ -1390,7 +1390,8 @@ def main(argv: list[str] | None = None) -> None:
     key_note = EmulatorConfig.api_key if args.api_key == EmulatorConfig.api_key else "the one you passed"
     print(
         f"Azure OpenAI emulator on http://{args.host}:{args.port} (api-key: {key_note}; deployments: "
-        f"{', '.join(config.deployments)}; POST /_emulator/advance|faults|reset to steer it)"
+        f"{', '.join(config.deployments)}; POST /_emulator/advance|faults|reset to steer it)",
+        flush=True,
     )
     _server(emulator, host=args.host, port=args.port).run()
 

@@ -28,6 +28,8 @@ app = typer.Typer(help="Fine-tune, evaluate and serve a customer-support chatbot
 model_app = typer.Typer(help="The model registry: list, prepare and inspect models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
+emulator_app = typer.Typer(help="Local emulators of cloud services, to rehearse a flow offline.", no_args_is_help=True)
+app.add_typer(emulator_app, name="emulator")
 
 
 BackendOpt = Annotated[str | None, typer.Option("--backend", "-b", help="onnx (default), local or echo.")]
@@ -176,6 +178,21 @@ def chat(
     shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0") else settings.host
     err.print(f"chat UI on http://{shown_host}:{settings.port}")
     os.execve(sys.executable, command, env)
+
+
+@emulator_app.command("azure")
+@friendly_errors
+def emulator_azure(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8089,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    seconds_per_step: Annotated[float, typer.Option(help="Wall-clock seconds per training step.")] = 2.0,
+) -> None:
+    """Serve a local Azure OpenAI (files, fine-tuning jobs, deployments, chat) for rehearsing offline.
+
+    Example: tunedesk emulator azure --port 8089"""
+    from tunedesk.azure_emulator import main
+
+    main(["--host", host, "--port", str(port), "--seconds-per-step", str(seconds_per_step)])
 
 
 def ui_root() -> Path:
