@@ -19,9 +19,7 @@ Decisions:
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 
 from data.schema import SENTIMENT_LABELS, CaptionExample, SentimentExample, SummaryExample
 from data.support_chat import Conversation, DataError, Turn
+from tunedesk.files import atomic_writer
 
 
 @dataclass(frozen=True)
@@ -169,16 +168,9 @@ def fetch(name: str, out: Path, source: str | None = None, split: str = "train",
     dataset = load_split(name, source, split)
     if limit is not None:
         dataset = dataset.select(range(min(limit, len(dataset))))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=out.parent, prefix=f".{out.name}.", delete=False)
     written = 0
-    try:
-        with handle:
-            for record in HUB_SETS[name].convert(dataset, split, out.parent / f"{out.stem}-images"):
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                written += 1
-        os.replace(handle.name, out)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    with atomic_writer(out) as handle:
+        for record in HUB_SETS[name].convert(dataset, split, out.parent / f"{out.stem}-images"):
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            written += 1
     return written

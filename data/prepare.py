@@ -19,11 +19,7 @@ Decisions:
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -36,6 +32,8 @@ from data.pii import Redactor
 from data.spelling import SpellingCorrector
 from data.split import Signatures, find_leaks, remove_duplicates, split_conversations
 from data.support_chat import Conversation, DataError, Format, Turn, read_conversations
+from tunedesk.files import replacing_directory
+from tunedesk.models import sha256_file
 
 
 @dataclass
@@ -91,7 +89,7 @@ def prepare(
         split.train += [p for c in made if (p := steps(c)) is not None]
     report = {
         "config": {**asdict(config), "speakers": dict(config.speakers)},
-        "inputs": {str(p): _sha256(p) for p in inputs},
+        "inputs": {str(p): sha256_file(p) for p in inputs},
         "steps": dict(counts),
         "pii_redacted": dict(steps.redactor.counts),
         "stratified_by_intent": split.stratified,
@@ -159,14 +157,8 @@ def _with_system_prompt(conversation: Conversation, system_prompt: str | None) -
     return conversation.model_copy(update={"turns": [Turn(role="system", content=system_prompt), *conversation.turns]})
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _write_atomically(out: Path, parts: Mapping[str, list[Conversation]], report: dict[str, Any]) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
-    try:
+    with replacing_directory(out) as tmp:
         for name, conversations in parts.items():
             with (
                 (tmp / f"{name}.jsonl").open("w", encoding="utf-8") as examples,
@@ -180,13 +172,3 @@ def _write_atomically(out: Path, parts: Mapping[str, list[Conversation]], report
                          "augmented": conversation.augmented}
                     ) + "\n")  # fmt: skip
         (tmp / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-        old = None
-        if out.exists():
-            old = out.parent / f".old-{out.name}-{os.getpid()}"
-            os.rename(out, old)
-        os.rename(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

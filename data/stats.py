@@ -16,10 +16,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
-import shutil
-import statistics
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from data.support_chat import DataError
-from data.validate import Target
+from data.validate import Target, spread
+from tunedesk.files import replacing_directory
 
 SPLITS = ("train", "val", "test")
 
@@ -41,22 +38,16 @@ class SplitStats:
     augmented: Counter[str] = field(default_factory=Counter)
 
     def summary(self) -> dict[str, Any]:
-        def spread(values: list[int]) -> dict[str, float] | None:
-            if not values:
-                return None
-            ordered = sorted(values)
-            return {
-                "min": ordered[0],
-                "mean": round(statistics.fmean(ordered), 1),
-                "p50": ordered[len(ordered) // 2],
-                "p95": ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
-                "max": ordered[-1],
-            }
+        def with_median(values: list[int]) -> dict[str, float] | None:
+            described = spread(values)
+            if described is not None:
+                described["p50"] = sorted(values)[len(values) // 2]
+            return described
 
         return {
             "conversations": len(self.turns),
-            "turns": spread(self.turns),
-            "tokens": spread(self.tokens),
+            "turns": with_median(self.turns),
+            "tokens": with_median(self.tokens),
             "total_tokens": sum(self.tokens),
             "intents": dict(self.intents.most_common()),
             "augmented": dict(self.augmented),
@@ -127,9 +118,7 @@ def write(out: Path, splits: list[SplitStats], report: dict[str, Any] | None, ta
         "steps": (report or {}).get("steps"),
         "pii_redacted": (report or {}).get("pii_redacted"),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
-    try:
+    with replacing_directory(out) as tmp:
         plots: list[tuple[str, str]] = []
 
         def save(figure: Any, name: str, title: str) -> None:
@@ -166,16 +155,6 @@ def write(out: Path, splits: list[SplitStats], report: dict[str, Any] | None, ta
             save(figure, "steps.png", "What each preparation step did")
         (tmp / "stats.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         (tmp / "stats.html").write_text(_html(summary, plots, tmp), encoding="utf-8")
-        old = None
-        if out.exists():
-            old = out.parent / f".old-{out.name}-{os.getpid()}"
-            os.rename(out, old)
-        os.rename(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
 
 

@@ -95,17 +95,6 @@ class Report:
         return not self.errors
 
     def summary(self) -> dict[str, Any]:
-        def spread(values: list[int]) -> dict[str, float] | None:
-            if not values:
-                return None
-            ordered = sorted(values)
-            return {
-                "min": ordered[0],
-                "mean": round(statistics.fmean(ordered), 1),
-                "p95": ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)],
-                "max": ordered[-1],
-            }
-
         return {
             "file": str(self.path),
             "target": self.target,
@@ -122,6 +111,19 @@ class Report:
             "billing_tokens": self.billing_tokens,
             "problems": [asdict(p) for p in self.problems],
         }
+
+
+def spread(values: list[int]) -> dict[str, float] | None:
+    """Min, mean, nearest-rank 95th percentile and max; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {
+        "min": ordered[0],
+        "mean": round(statistics.fmean(ordered), 1),
+        "p95": ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)],
+        "max": ordered[-1],
+    }
 
 
 def parse_target(spec: str, home: Path) -> Target:

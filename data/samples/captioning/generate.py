@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
-import tempfile
 from pathlib import Path
+
+from tunedesk.files import write_text_atomically
 
 HERE = Path(__file__).resolve().parent
 OUTPUT = HERE / "fashion_captions.jsonl"
@@ -65,22 +65,6 @@ def build(split: str, per_class: int, seed: int, directory: Path | None = None) 
     return "".join(lines)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it 0600; a data file is readable like any other
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     text = build(args.split, args.per_class, args.seed, args.fashion_mnist_dir)
@@ -91,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{args.out}: up to date ({text.count(chr(10))} captions)")
         return 0
-    write_atomic(args.out, text)
+    write_text_atomically(args.out, text)
     print(f"{args.out}: {text.count(chr(10))} captions")
     return 0
 

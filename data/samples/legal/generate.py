@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import random
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from tunedesk.files import write_text_atomically
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SEED = 20240611
@@ -2220,22 +2220,6 @@ def names_in(doc: Doc) -> str:
     return doc.opening.split(" operated by ", 1)[1].split(" (", 1)[0]
 
 
-def write_jsonl(records: Sequence[dict[str, str]], out: Path) -> None:
-    """Write ``records`` to ``out`` atomically (a temp file in the same folder, then ``os.replace``)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            for record in records:
-                fields = {key: record[key] for key in ("id", "title", "document", "summary")}
-                handle.write(json.dumps(fields, ensure_ascii=False) + "\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; this is a shared data file
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Write the synthetic legal-summary sample (documents.jsonl).")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
@@ -2246,7 +2230,9 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = make_parser().parse_args(argv)
     records = generate(args.seed)
-    write_jsonl(records, args.out)
+    fields = ("id", "title", "document", "summary")
+    text = "".join(json.dumps({key: r[key] for key in fields}, ensure_ascii=False) + "\n" for r in records)
+    write_text_atomically(args.out, text)
     longest = max(len(r["document"]) for r in records)
     print(f"wrote {len(records)} documents to {args.out} (longest {longest:,} characters)")
 

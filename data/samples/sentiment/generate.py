@@ -21,13 +21,13 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import random
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from tunedesk.files import write_text_atomically
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SEED = 20240612
@@ -373,20 +373,6 @@ def to_csv(posts: Sequence[Post]) -> str:
     return buffer.getvalue()
 
 
-def write_atomically(text: str, out: Path) -> None:
-    """Write ``text`` to ``out`` through a temp file in the same folder and ``os.replace``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; this is a shared data file
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Write the synthetic social-media sentiment sample (posts.csv).")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
@@ -397,7 +383,7 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = make_parser().parse_args(argv)
     posts = generate(args.seed)
-    write_atomically(to_csv(posts), args.out)
+    write_text_atomically(args.out, to_csv(posts))
     sarcastic = sum(post.sarcastic for post in posts)
     print(f"wrote {len(posts)} posts to {args.out} ({sarcastic} sarcastic, labelled negative)")
 

@@ -27,15 +27,15 @@ import argparse
 import csv
 import datetime as dt
 import io
-import os
 import random
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+from tunedesk.files import write_text_atomically
 
 T = TypeVar("T")
 HERE = Path(__file__).resolve().parent
@@ -1724,19 +1724,6 @@ def to_csv(chats: Sequence[Chat], rng: random.Random) -> str:
     return buffer.getvalue()
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a data file is for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
@@ -1783,7 +1770,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.count < len(INTENTS):
         parser.error(f"--count must be at least {len(INTENTS)}, one conversation per intent")
     chats = generate(args.seed, args.count)
-    write_atomically(args.out, to_csv(chats, random.Random(args.seed + 1)))
+    write_text_atomically(args.out, to_csv(chats, random.Random(args.seed + 1)))
     intents = Counter(c.intent for c in chats)
     unresolved = Counter(c.intent for c in chats if not c.resolved)
     turns = [len(c.turns) for c in chats]
