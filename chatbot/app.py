@@ -15,7 +15,7 @@ import chainlit as cl
 
 from chatbot.backends import Backend, load_backend, params_from
 from chatbot.conversation import Message, respond
-from tunedesk.errors import TunedeskError
+from tunedesk.errors import ContentFilteredError, TunedeskError
 from tunedesk.settings import Settings, load_settings
 
 log = logging.getLogger("tunedesk.chat")
@@ -57,6 +57,10 @@ async def on_message(message: cl.Message) -> None:
         chat_backend = await backend()
         async for piece in respond(chat_backend, turn, params_from(settings()), settings().system_prompt):
             await answer.stream_token(piece)
+    except ContentFilteredError as exc:  # the polite refusal replaces whatever had streamed
+        answer.content = str(exc)
+        await answer.send()
+        return
     except TunedeskError as exc:
         log.warning("answer failed: %s", exc)
         answer.content = f"Sorry, I could not answer that: {exc}"

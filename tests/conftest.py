@@ -7,12 +7,14 @@ SmolLM2, ``browser`` drives Chromium, ``gpu`` needs CUDA and is skipped without 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 TINY = "tiny-random-llama"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -64,3 +66,28 @@ def tiny_onnx_fp32(shared_home: Path, tiny_transformers: Path) -> Path:
     from tunedesk.prepare import ensure_onnx
 
     return ensure_onnx(TINY, shared_home, "fp32")
+
+
+@pytest.fixture(scope="session")
+def chromium_browser() -> Iterator:
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("Debian chromium is not installed; .ci/run installs it")
+        pytest.skip("needs Debian chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield launched
+        launched.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -16,8 +15,6 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 def free_port() -> int:
@@ -49,31 +46,6 @@ def start_ui(home: Path, **env: str) -> tuple[subprocess.Popen, str]:
             time.sleep(0.5)
     process.kill()
     raise TimeoutError("the chat UI did not come up within 90 s")
-
-
-@pytest.fixture(scope="module")
-def chromium_browser() -> Iterator:
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("Debian chromium is not installed; .ci/run installs it")
-        pytest.skip("needs Debian chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

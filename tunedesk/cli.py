@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from data.cli import app as data_app
+from finetune.cli import app as finetune_app
 from tunedesk.console import err, friendly_errors
 from tunedesk.settings import load_settings
 
@@ -28,11 +29,12 @@ app = typer.Typer(help="Fine-tune, evaluate and serve a customer-support chatbot
 model_app = typer.Typer(help="The model registry: list, prepare and inspect models.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
+app.add_typer(finetune_app, name="finetune")
 emulator_app = typer.Typer(help="Local emulators of cloud services, to rehearse a flow offline.", no_args_is_help=True)
 app.add_typer(emulator_app, name="emulator")
 
 
-BackendOpt = Annotated[str | None, typer.Option("--backend", "-b", help="onnx (default), local or echo.")]
+BackendOpt = Annotated[str | None, typer.Option("--backend", "-b", help="onnx (default), local, azure or echo.")]
 ModelOpt = Annotated[str | None, typer.Option("--model", "-m", help="Registry name, directory or hub id.")]
 
 

@@ -23,3 +23,19 @@ class GenerationError(TunedeskError):
 
 class ContextOverflowError(GenerationError):
     """The system prompt and the latest message alone do not fit the context window."""
+
+
+class ContentFilteredError(GenerationError):
+    """A content filter blocked the question (``where == "prompt"``) or the answer (``"answer"``).
+
+    The message is the polite refusal the customer sees; ``categories`` are for the log.
+    """
+
+    REFUSAL = (
+        "I'm sorry, but I can't help with that request. If you need more help, I can hand you over to a human agent."
+    )
+
+    def __init__(self, where: str, categories: list[str]) -> None:
+        super().__init__(self.REFUSAL)
+        self.where = where
+        self.categories = categories

@@ -16,18 +16,29 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import IO, Any, Literal, TextIO, overload
+
+
+@overload
+def atomic_writer(path: Path, binary: Literal[False] = False) -> AbstractContextManager[TextIO]: ...
+@overload
+def atomic_writer(path: Path, binary: Literal[True]) -> AbstractContextManager[IO[bytes]]: ...
+
+
+def atomic_writer(path: Path, binary: bool = False) -> AbstractContextManager[Any]:
+    """A handle (UTF-8 text, or bytes) whose content replaces ``path`` only when the block ends without error."""
+    return _atomic_writer(path, binary)
 
 
 @contextmanager
-def atomic_writer(path: Path) -> Iterator[TextIO]:
-    """A UTF-8 text handle whose content replaces ``path`` only when the block ends without error."""
+def _atomic_writer(path: Path, binary: bool) -> Iterator[IO[Any]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+        opened = os.fdopen(descriptor, "wb") if binary else os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+        with opened as handle:
             yield handle
         umask = os.umask(0)
         os.umask(umask)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -62,6 +62,33 @@ class Settings(BaseSettings):
     seed: int | None = Field(None, description="Seed for sampled decoding.")
     host: str = Field("127.0.0.1", description="Address the chat UI listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the chat UI listens on.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of tunedesk's records (jobs...); default: SQLite file in the home."
+    )
+    # Azure OpenAI. Unset fields fall back to the openai SDK's own variables (named in each description).
+    azure_endpoint: str | None = Field(
+        None, description="https://<resource>.openai.azure.com; else AZURE_OPENAI_ENDPOINT."
+    )
+    azure_api_key: SecretStr | None = Field(None, description="API key; else AZURE_OPENAI_API_KEY. Never logged.")
+    azure_api_version: str | None = Field(
+        None, description="Data-plane api-version, or v1 for the /openai/v1 API; else OPENAI_API_VERSION, 2024-10-21."
+    )
+    azure_auth: Literal["auto", "key", "entra"] = Field(
+        "auto", description="key, entra (DefaultAzureCredential), or auto: the key when one is set, else Entra ID."
+    )
+    azure_deployment: str | None = Field(None, description="Deployment the azure chat backend talks to.")
+    azure_subscription_id: str | None = Field(
+        None, description="Subscription of the resource, for deployments; else AZURE_SUBSCRIPTION_ID."
+    )
+    azure_resource_group: str | None = Field(None, description="Resource group of the resource, for deployments.")
+    azure_account: str | None = Field(
+        None, description="Resource (account) name, for deployments; default: the endpoint's host name."
+    )
+    azure_management_endpoint: str = Field(
+        "https://management.azure.com", description="Azure Resource Manager endpoint, for deployments."
+    )
+    azure_max_retries: int = Field(4, ge=0, le=20, description="Retries of a 429/5xx/dropped connection.")
+    azure_timeout_s: float = Field(60.0, gt=0, description="Seconds before one Azure request times out.")
 
     @field_validator("home", mode="before")
     @classmethod

@@ -22,6 +22,7 @@ from tunedesk.settings import Settings
 BACKENDS: dict[str, str] = {
     "onnx": "chatbot.backends.onnx:OnnxBackend",
     "local": "chatbot.backends.local:LocalBackend",
+    "azure": "chatbot.backends.azure:AzureBackend",
     "echo": "chatbot.backends.echo:EchoBackend",
 }
 

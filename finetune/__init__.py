@@ -1,0 +1,1 @@
+"""Fine-tuning: Azure OpenAI jobs and deployments; local LoRA."""
