@@ -68,8 +68,10 @@ def tiny_onnx_fp32(shared_home: Path, tiny_transformers: Path) -> Path:
     return ensure_onnx(TINY, shared_home, "fp32")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium_browser() -> Iterator:
+    """Debian's chromium under Playwright. Module-scoped on purpose: sync Playwright keeps an event loop
+    running in the main thread while it is open, which would break the asyncio tests of later modules."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail("Debian chromium is not installed; .ci/run installs it")

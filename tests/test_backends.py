@@ -53,7 +53,7 @@ def test_every_registered_backend_follows_the_protocol() -> None:
 
 
 def test_unknown_backend_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="onnx, local, echo"):
+    with pytest.raises(ConfigError, match="onnx, local, azure, echo"):
         load_backend("gpt5", load_settings())
 
 
