@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from data.cli import app as data_app
+from eval.cli import app as eval_app
 from finetune.cli import app as finetune_app
 from tunedesk.console import err, friendly_errors
 from tunedesk.settings import load_settings
@@ -30,6 +31,7 @@ model_app = typer.Typer(help="The model registry: list, prepare and inspect mode
 app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
 app.add_typer(finetune_app, name="finetune")
+app.add_typer(eval_app, name="eval")
 emulator_app = typer.Typer(help="Local emulators of cloud services, to rehearse a flow offline.", no_args_is_help=True)
 app.add_typer(emulator_app, name="emulator")
 

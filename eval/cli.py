@@ -1,0 +1,262 @@
+"""``tunedesk eval ...``: run a suite, compare runs, list the history, re-render a report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tunedesk.console import err, friendly_errors
+from tunedesk.settings import load_settings
+
+app = typer.Typer(
+    help="Evaluate backends on a test split: scores, report, history, regression gate.", no_args_is_help=True
+)
+out = Console()
+REGRESSION_EXIT = 3
+
+
+def _history() -> Any:
+    from eval.history import History
+    from tunedesk.db import engine
+
+    return History(engine(load_settings()))
+
+
+def _trend(history: Any, suite: str, limit: int = 10) -> list[tuple[str, dict[str, dict[str, float]]]]:
+    runs = list(reversed(history.runs(suite, limit=limit)))
+    return [(run["run_id"], history.scores(run["run_id"])) for run in runs]
+
+
+@app.command()
+@friendly_errors
+def run(
+    suite_file: Annotated[Path, typer.Argument(help="Suite YAML, e.g. eval/suites/support-nightly.yaml.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where run directories go.")] = Path("runs/eval"),
+    baseline: Annotated[str | None, typer.Option(help="Compare with this run: an id, a directory, or 'last'.")] = None,
+    fail_on_regression: Annotated[
+        bool, typer.Option(help=f"Exit {REGRESSION_EXIT} when a metric moves past its threshold.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(help="Only the first N conversations of the split.")] = None,
+    only: Annotated[list[str] | None, typer.Option("--backend", help="Only these backends of the suite.")] = None,
+) -> None:
+    """Generate (cached) and score every backend of a suite; write results.json, examples.jsonl, report.html.
+
+    Example: tunedesk eval run eval/suites/support-nightly.yaml --baseline last --fail-on-regression"""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from eval.harness import example_rows, run_suite
+    from eval.history import compare, flat_metrics
+    from eval.report import render
+    from eval.suite import load_suite
+    from tunedesk.errors import ConfigError
+    from tunedesk.files import atomic_writer, write_text_atomically
+    from tunedesk.models import sha256_file
+
+    suite = load_suite(suite_file)
+    if limit is not None:
+        suite.dataset.limit = limit
+    if only:
+        unknown = set(only) - {b.name for b in suite.backends}
+        if unknown:
+            raise ConfigError(f"{suite_file}: no backend named {', '.join(sorted(unknown))}")
+        suite.backends = [b for b in suite.backends if b.name in only]
+    history = _history()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+
+        def progress(label: str, total: int) -> Any:
+            task = bar.add_task(label, total=total)
+            return lambda n: bar.advance(task, n)
+
+        result = run_suite(suite, progress=progress)
+    run_id = f"{result.started_at.strftime('%Y%m%dT%H%M%S')}-{suite.name}"
+    taken = {run["run_id"] for run in history.runs(suite.name, limit=50)}
+    run_id = next(
+        f"{run_id}-{n}" if n else run_id for n in range(1000) if (f"{run_id}-{n}" if n else run_id) not in taken
+    )
+    directory = out_dir / run_id
+    rows = example_rows(result)
+    summaries = {r.name: r.summary() for r in result.results}
+    results: dict[str, Any] = {
+        "run_id": run_id,
+        "suite": suite.name,
+        "suite_file": str(suite_file),
+        "started_at": result.started_at.isoformat(),
+        "finished_at": result.finished_at.isoformat(),
+        "examples": len(result.examples),
+        "dataset": {"path": str(result.dataset), "sha256": sha256_file(result.dataset), "turns": suite.dataset.turns},
+        "generation": suite.generation.model_dump(),
+        "metrics": suite.metrics,
+        "thresholds": suite.thresholds,
+        "backends": summaries,
+        "skipped": result.skipped,
+    }
+    deltas, baseline_id = None, None
+    if baseline:
+        from eval.history import read_examples
+
+        try:
+            base = history.resolve(baseline, suite.name, before=run_id)
+        except ConfigError:
+            if baseline != "last":
+                raise
+            base = None
+            err.print(f"no earlier run of {suite.name}: this run becomes the baseline")
+    if baseline and base is not None:
+        baseline_id = base["run_id"]
+        current = {name: flat_metrics(summary) for name, summary in summaries.items()}
+        deltas = compare(
+            history.scores(baseline_id), current, read_examples(Path(base["directory"])), rows, suite.thresholds
+        )
+        results["baseline"] = baseline_id
+        results["regressions"] = [
+            {
+                "backend": d.backend,
+                "metric": d.metric,
+                "baseline": d.baseline,
+                "current": d.current,
+                "threshold": d.threshold,
+            }
+            for d in deltas
+            if d.regressed
+        ]
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(directory / "examples.jsonl") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_text_atomically(directory / "results.json", json.dumps(results, indent=2) + "\n")
+    history.record(run_id, suite.name, result.started_at, directory, results)
+    write_text_atomically(
+        directory / "report.html",
+        render(results, rows, deltas=deltas, baseline_id=baseline_id, history=_trend(history, suite.name),
+               primary_metric=suite.primary_metric),
+    )  # fmt: skip
+    _print_summary(summaries, suite.primary_metric)
+    for name, why in result.skipped.items():
+        err.print(f"[yellow]skipped[/] {name}: {why}", highlight=False)
+    err.print(f"report: {directory / 'report.html'}")
+    typer.echo(str(directory))
+    if deltas is not None:
+        regressed = [d for d in deltas if d.regressed]
+        for d in regressed:
+            err.print(
+                f"[bold red]regression[/] {d.backend} {d.metric}: {d.baseline:.4f} -> {d.current:.4f} "
+                f"(threshold {d.threshold}, p={d.p_value if d.p_value is not None else '-'})",
+                highlight=False,
+            )
+        if regressed and fail_on_regression:
+            raise typer.Exit(REGRESSION_EXIT)
+
+
+def _print_summary(summaries: dict[str, Any], primary: str) -> None:
+    from eval.history import flat_metrics
+
+    flat = {name: flat_metrics(summary) for name, summary in summaries.items()}
+    metrics = sorted({m for values in flat.values() for m in values})
+    table = Table("metric", *summaries)
+    for metric in metrics:
+        table.add_row(metric, *(f"{flat[b][metric]:.4f}" if metric in flat[b] else "-" for b in summaries))
+    table.add_row("cache hits", *(str(s["cache"]["hits"]) for s in summaries.values()))
+    err.print(table)
+
+
+@app.command("compare")
+@friendly_errors
+def compare_runs(
+    baseline: Annotated[str, typer.Argument(help="Baseline run: id or directory.")],
+    candidate: Annotated[str, typer.Argument(help="Candidate run: id or directory.")],
+) -> None:
+    """Deltas per backend and metric, with paired-bootstrap p-values over the shared test cases.
+
+    Example: tunedesk eval compare 20261101T020000-support-nightly 20261102T020000-support-nightly"""
+    from eval.history import compare, read_examples
+
+    history = _history()
+    a, b = history.resolve(baseline), history.resolve(candidate)
+    thresholds = json.loads((Path(b["directory"]) / "results.json").read_text()).get("thresholds", {})
+    deltas = compare(
+        history.scores(a["run_id"]),
+        history.scores(b["run_id"]),
+        read_examples(Path(a["directory"])),
+        read_examples(Path(b["directory"])),
+        thresholds,
+    )
+    table = Table("backend", "metric", a["run_id"], b["run_id"], "change", "p", "regressed", title="compare")
+    for d in deltas:
+        p = "-" if d.p_value is None else f"{d.p_value:.4f}"
+        table.add_row(
+            d.backend,
+            d.metric,
+            f"{d.baseline:.4f}",
+            f"{d.current:.4f}",
+            f"{d.change:+.4f}",
+            p,
+            "yes" if d.regressed else "",
+        )
+    out.print(table)
+
+
+@app.command("history")
+@friendly_errors
+def list_history(
+    suite: Annotated[str | None, typer.Option(help="Only runs of this suite.")] = None,
+    metric: Annotated[str, typer.Option(help="Metric to show per backend.")] = "rougeL",
+    limit: Annotated[int, typer.Option(help="How many of the newest runs.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Every run with all its scores, as JSON.")] = False,
+) -> None:
+    """List past runs, newest first, with one metric per backend.
+
+    Example: tunedesk eval history --suite support-nightly --metric task_completion"""
+    history = _history()
+    if as_json:
+        runs = [
+            {**r, "started_at": str(r["started_at"]), "scores": history.scores(r["run_id"])}
+            for r in history.runs(suite, limit)
+        ]
+        typer.echo(json.dumps(runs, indent=2))
+        return
+    table = Table("run", "suite", "started", metric, "directory")
+    for record in history.runs(suite, limit):
+        scores = history.scores(record["run_id"])
+        shown = ", ".join(f"{b} {v[metric]:.3f}" for b, v in scores.items() if metric in v) or "-"
+        table.add_row(record["run_id"], record["suite"], str(record["started_at"])[:19], shown, record["directory"])
+    out.print(table)
+
+
+@app.command("report")
+@friendly_errors
+def report(run_ref: Annotated[str, typer.Argument(help="Run id or directory.")]) -> None:
+    """Render a run's report.html again (with the trend as the history now stands).
+
+    Example: tunedesk eval report runs/eval/20261102T020000-support-nightly"""
+    from eval.history import read_examples
+    from eval.report import render
+    from tunedesk.files import write_text_atomically
+
+    history = _history()
+    record = history.resolve(run_ref)
+    directory = Path(record["directory"])
+    results = json.loads((directory / "results.json").read_text())
+    rows = read_examples(directory)
+    deltas = None
+    if results.get("baseline"):
+        from eval.history import compare
+
+        base = history.resolve(results["baseline"])
+        deltas = compare(
+            history.scores(base["run_id"]),
+            history.scores(record["run_id"]),
+            read_examples(Path(base["directory"])),
+            rows,
+            results.get("thresholds", {}),
+        )
+    page = render(
+        results, rows, deltas=deltas, baseline_id=results.get("baseline"), history=_trend(history, record["suite"])
+    )
+    write_text_atomically(directory / "report.html", page)
+    typer.echo(str(directory / "report.html"))

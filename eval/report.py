@@ -1,0 +1,186 @@
+"""``report.html``: one self-contained page a person would rather look at than read.
+
+It has, top to bottom: the verdict against the baseline, a metric table per backend, score
+distributions, a latency histogram, the trend over the last runs, and the 20 worst answers with what
+was asked, expected and flagged. Plots are matplotlib PNGs inlined as base64, so the file can be mailed
+or archived as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from eval.history import Delta, higher_is_better
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
+table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}td,th{border:1px solid #ddd;padding:.3rem .6rem;
+text-align:left;vertical-align:top}th{background:#f4f4f4}.num{text-align:right;font-variant-numeric:tabular-nums}
+.bad{color:#b00020;font-weight:600}.good{color:#1b7f3b}.muted{color:#777}.verdict{padding:.8rem 1rem;
+border-radius:6px;font-weight:600}.pass{background:#e7f6ec}.fail{background:#fde8eb}img{max-width:100%}
+pre{white-space:pre-wrap;margin:0;font-family:inherit}
+"""
+
+
+def _png(figure: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def distributions(rows: list[dict[str, Any]], backends: Sequence[str], metrics: Sequence[str]) -> str:
+    plt = _plt()
+    shown = [m for m in metrics if any(m in r["scores"] for r in rows)][:4]
+    if not shown:
+        return ""
+    figure, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 3.2), squeeze=False)
+    for axis, metric in zip(axes[0], shown, strict=True):
+        for backend in backends:
+            values = [r["scores"][metric] for r in rows if r["backend"] == backend and metric in r["scores"]]
+            axis.hist(values, bins=20, alpha=0.5, label=backend)
+        axis.set_title(metric)
+    axes[0][0].legend(fontsize=8)
+    return _png(figure)
+
+
+def latency_histogram(rows: list[dict[str, Any]], backends: Sequence[str]) -> str:
+    plt = _plt()
+    figure, axis = plt.subplots(figsize=(7, 3.2))
+    drawn = False
+    for backend in backends:
+        values = [r["latency"]["total_s"] for r in rows if r["backend"] == backend and r["latency"].get("total_s")]
+        if values:
+            axis.hist(values, bins=30, alpha=0.5, label=backend)
+            drawn = True
+    if not drawn:
+        plt.close(figure)
+        return ""
+    axis.set_xlabel("seconds per answer")
+    axis.legend(fontsize=8)
+    return _png(figure)
+
+
+def trend(points: list[tuple[str, dict[str, dict[str, float]]]], metric: str) -> str:
+    """``points``: (run id, backend -> metric -> value), oldest first."""
+    if len(points) < 2:
+        return ""
+    plt = _plt()
+    figure, axis = plt.subplots(figsize=(7, 3.2))
+    backends = sorted({b for _, scores in points for b in scores})
+    for backend in backends:
+        xs = [i for i, (_, scores) in enumerate(points) if metric in scores.get(backend, {})]
+        axis.plot(xs, [points[i][1][backend][metric] for i in xs], marker="o", label=backend)
+    axis.set_xticks(range(len(points)), [run[:16] for run, _ in points], rotation=30, fontsize=7)
+    axis.set_title(f"{metric}, last {len(points)} runs")
+    axis.legend(fontsize=8)
+    return _png(figure)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    return html.escape(str(value))
+
+
+def render(
+    results: dict[str, Any],
+    rows: list[dict[str, Any]],
+    *,
+    deltas: list[Delta] | None = None,
+    baseline_id: str | None = None,
+    history: list[tuple[str, dict[str, dict[str, float]]]] | None = None,
+    primary_metric: str = "rougeL",
+) -> str:
+    from eval.history import flat_metrics
+
+    backends = list(results["backends"])
+    parts = [
+        f"<!doctype html><meta charset='utf-8'><title>{html.escape(results['run_id'])}</title><style>{STYLE}</style>"
+    ]
+    parts.append(f"<h1>Evaluation: {html.escape(results['suite'])}</h1>")
+    parts.append(
+        f"<p class='muted'>run {html.escape(results['run_id'])} &middot; {results['examples']} test cases from "
+        f"{html.escape(results['dataset']['path'])} &middot; {html.escape(results['started_at'])}</p>"
+    )
+    if results.get("skipped"):
+        for name, why in results["skipped"].items():
+            parts.append(f"<p class='muted'>skipped {html.escape(name)}: {html.escape(why)}</p>")
+    if deltas is not None:
+        regressions = [d for d in deltas if d.regressed]
+        css, word = ("fail", "REGRESSION") if regressions else ("pass", "no regression")
+        parts.append(f"<p class='verdict {css}'>{word} against {html.escape(baseline_id or '-')}</p>")
+        parts.append("<table><tr><th>backend</th><th>metric</th><th>baseline</th><th>this run</th><th>change</th>"
+                     "<th>p (paired bootstrap)</th><th>threshold</th></tr>")  # fmt: skip
+        for d in deltas:
+            better = (d.change > 0) == higher_is_better(d.metric)
+            css = "bad" if d.regressed else ("good" if better and d.change != 0 else "")
+            parts.append(
+                f"<tr><td>{html.escape(d.backend)}</td><td>{html.escape(d.metric)}</td><td class=num>{_fmt(d.baseline)}"
+                f"</td><td class=num>{_fmt(d.current)}</td><td class='num {css}'>{d.change:+.3f}</td>"
+                f"<td class=num>{_fmt(d.p_value)}</td><td class=num>{_fmt(d.threshold)}</td></tr>"
+            )
+        parts.append("</table>")
+
+    parts.append("<h2>Metrics</h2>")
+    flat = {b: flat_metrics(results["backends"][b]) for b in backends}
+    metrics = sorted({m for values in flat.values() for m in values})
+    parts.append("<table><tr><th>metric</th>" + "".join(f"<th>{html.escape(b)}</th>" for b in backends) + "</tr>")
+    for metric in metrics:
+        arrow = "&uarr;" if higher_is_better(metric) else "&darr;"
+        cells = "".join(f"<td class=num>{_fmt(flat[b].get(metric))}</td>" for b in backends)
+        parts.append(f"<tr><td>{html.escape(metric)} {arrow}</td>{cells}</tr>")
+    parts.append("</table>")
+    parts.append("<h3>Errors by kind (share of answers)</h3><table><tr><th>kind</th>")
+    parts.append("".join(f"<th>{html.escape(b)}</th>" for b in backends) + "</tr>")
+    kinds = results["backends"][backends[0]]["errors"]["by_kind"] if backends else {}
+    for kind in kinds:
+        cells = "".join(
+            f"<td class=num>{_fmt(results['backends'][b]['errors']['by_kind'][kind])}</td>" for b in backends
+        )
+        parts.append(f"<tr><td>{html.escape(kind)}</td>{cells}</tr>")
+    parts.append("</table>")
+
+    parts.append(
+        "<h2>Score distributions</h2>"
+        + distributions(rows, backends, [primary_metric, "chrf", "bleu", "semantic_similarity"])
+    )
+    parts.append("<h2>Latency</h2>")
+    latency = latency_histogram(rows, backends)
+    parts.append(latency or "<p class='muted'>every answer came from the cache; latencies are from earlier runs</p>")
+    if history:
+        parts.append(f"<h2>Trend</h2>{trend(history, primary_metric)}")
+
+    parts.append(f"<h2>Worst 20 answers by {html.escape(primary_metric)}</h2>")
+    parts.append("<table><tr><th>backend</th><th>case</th><th>question</th><th>reference</th><th>answer</th>"
+                 f"<th>{html.escape(primary_metric)}</th><th>flags</th></tr>")  # fmt: skip
+    ranked = sorted((r for r in rows if primary_metric in r["scores"]), key=lambda r: r["scores"][primary_metric])
+    for row in ranked[:20]:
+        question = next((m["content"] for m in reversed(row["prompt"]) if m["role"] == "user"), "")
+        flags = ", ".join(row["errors"] + row["failed_rules"]) or "-"
+        parts.append(
+            f"<tr><td>{html.escape(row['backend'])}</td><td>{html.escape(row['id'])}<br><span class=muted>"
+            f"{html.escape(row['intent'] or '')}</span></td><td><pre>{html.escape(question)}</pre></td>"
+            f"<td><pre>{html.escape(row['reference'])}</pre></td><td><pre>{html.escape(row['answer'])}</pre></td>"
+            f"<td class=num>{_fmt(row['scores'][primary_metric])}</td><td>{html.escape(flags)}</td></tr>"
+        )
+    parts.append("</table>")
+    return "\n".join(parts)

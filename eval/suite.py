@@ -1,0 +1,100 @@
+"""An evaluation suite: one YAML file that says what to evaluate, on what, how, and what counts as a regression.
+
+Decisions:
+- A suite starts with a comment giving the command that runs it; relative paths are relative to the
+  directory the command runs in (the project root for the shipped suites).
+- The dataset is a chat JSONL test split (``tunedesk data prepare`` output, with its ``.meta.jsonl`` for
+  intents). ``prepare_from`` names the raw logs to prepare it from when it is missing, so a fresh clone
+  can run the nightly suite with one command.
+- Each backend entry is a name, a backend and settings overrides (any ``TUNEDESK_*`` field); an
+  ``optional`` backend whose configuration is missing is skipped with a note instead of failing the run.
+- Thresholds are the largest drop (or rise, for lower-is-better metrics) from the baseline that is not a
+  regression, in the metric's own units.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tunedesk.errors import ConfigError
+
+
+class DatasetSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path
+    prepare_from: Path | None = None
+    turns: Literal["first", "all"] = "first"  # which assistant turns become test cases
+    limit: int | None = Field(None, ge=1)  # the first N conversations (after a seeded shuffle when shuffle)
+
+
+class BackendSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    backend: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    optional: bool = False
+    concurrency: int | None = Field(None, ge=1)  # default: 1 for local engines, the suite's for remote ones
+
+
+class GenerationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_new_tokens: int = Field(128, ge=1)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    seed: int = 0
+
+
+class Suite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    dataset: DatasetSpec
+    backends: list[BackendSpec] = Field(min_length=1)
+    generation: GenerationSpec = Field(default_factory=lambda: GenerationSpec.model_validate({}))
+    metrics: list[str] = Field(default_factory=lambda: ["bleu", "chrf", "rouge", "semantic_similarity"])
+    cases: Path | None = None  # task-completion rules by intent
+    policy: Path | None = None  # what the bot may quote: prices, links, numbers in it are not "invented"
+    system_prompt: str | None = None  # default: the chat's (TUNEDESK_SYSTEM_PROMPT); "" for none
+    concurrency: int = Field(4, ge=1)
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    primary_metric: str = "rougeL"  # what the worst-examples table and the trend plot use
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Suite:
+        names = [backend.name for backend in self.backends]
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        if duplicated:
+            raise ValueError(f"backend names must be unique: {', '.join(duplicated)}")
+        return self
+
+
+def load_suite(path: Path) -> Suite:
+    """Read and check a suite file; errors name the file and the field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the suite: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a suite is a YAML mapping (name, dataset, backends, ...)")
+    try:
+        suite = Suite.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'suite'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    from eval.metrics import TEXT_METRICS
+
+    unknown = [m for m in suite.metrics if m not in TEXT_METRICS]
+    if unknown:
+        raise ConfigError(f"{path}: metrics: unknown {', '.join(unknown)}; known: {', '.join(TEXT_METRICS)}")
+    return suite
