@@ -74,30 +74,28 @@ def score_text(metrics: Sequence[str], predictions: Sequence[str], references: S
     if unknown:
         raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; known: {', '.join(TEXT_METRICS)}")
     scores: dict[str, Score] = {}
+    lexical = tuple(name for name in ("bleu", "chrf", "rouge") if name in metrics)
+    if lexical:  # one pass over the pairs (in worker processes when many) for all of them
+        stats = _in_processes(lexical, predictions, references)
+        convert = {"bleu": _bleu_scores, "chrf": _chrf_scores, "rouge": _rouge_scores}
+        for name in lexical:
+            for score in convert[name](stats[name]):
+                scores[score.name] = score
     for name in metrics:
-        for score in TEXT_METRICS[name].compute(predictions, references):
-            scores[score.name] = score
-    return scores
+        if name not in lexical:
+            for score in TEXT_METRICS[name].compute(predictions, references):
+                scores[score.name] = score
+    return {name: scores[name] for spec in metrics for name in TEXT_METRICS[spec].produces}
 
 
 @register("bleu", "higher", "corpus")
 def bleu(predictions: Sequence[str], references: Sequence[str]) -> list[Score]:
-    from sacrebleu.metrics import BLEU
-
-    corpus = BLEU().corpus_score(list(predictions), [list(references)]).score
-    sentence = BLEU(effective_order=True)
-    per_example = [sentence.sentence_score(p, [r]).score for p, r in zip(predictions, references, strict=True)]
-    return [Score("bleu", corpus, per_example, "higher", "corpus")]
+    return _bleu_scores(_in_processes(("bleu",), predictions, references)["bleu"])
 
 
 @register("chrf", "higher", "corpus")
 def chrf(predictions: Sequence[str], references: Sequence[str]) -> list[Score]:
-    from sacrebleu.metrics import CHRF
-
-    metric = CHRF()
-    corpus = metric.corpus_score(list(predictions), [list(references)]).score
-    per_example = [metric.sentence_score(p, [r]).score for p, r in zip(predictions, references, strict=True)]
-    return [Score("chrf", corpus, per_example, "higher", "corpus")]
+    return _chrf_scores(_in_processes(("chrf",), predictions, references)["chrf"])
 
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -105,14 +103,108 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 @register("rouge", "higher", "mean", ROUGE_TYPES)
 def rouge(predictions: Sequence[str], references: Sequence[str]) -> list[Score]:
-    from rouge_score import rouge_scorer
+    return _rouge_scores(_in_processes(("rouge",), predictions, references)["rouge"])
 
-    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
-    rows = [scorer.score(r, p) for p, r in zip(predictions, references, strict=True)]  # (target, prediction)
+
+def _bleu_scores(stats: list[list[int]]) -> list[Score]:
+    from sacrebleu.metrics import BLEU
+
+    corpus = BLEU()._aggregate_and_compute(stats).score if stats else 0.0
+    sentence = BLEU(effective_order=True)
+    per_example = [sentence._aggregate_and_compute([row]).score for row in stats]
+    return [Score("bleu", corpus, per_example, "higher", "corpus")]
+
+
+def _chrf_scores(stats: list[list[int]]) -> list[Score]:
+    from sacrebleu.metrics import CHRF
+
+    metric = CHRF()
+    corpus = metric._aggregate_and_compute(stats).score if stats else 0.0
+    per_example = [metric._aggregate_and_compute([row]).score for row in stats]
+    return [Score("chrf", corpus, per_example, "higher", "corpus")]
+
+
+def _rouge_scores(rows: list[tuple[float, ...]]) -> list[Score]:
     return [
-        Score(kind, _mean([100 * row[kind].fmeasure for row in rows]), [100 * row[kind].fmeasure for row in rows])
-        for kind in ROUGE_TYPES
+        Score(kind, _mean([row[index] for row in rows]), [row[index] for row in rows])
+        for index, kind in enumerate(ROUGE_TYPES)
     ]
+
+
+# ---- the lexical metrics' work, in chunks that may run in worker processes ---------------------------------
+# sacrebleu's corpus score is a function of the sum of per-sentence statistics, and its sentence score of
+# one sentence's: extracting them once gives both, exactly as corpus_score and sentence_score compute them.
+# ROUGE stems every word with nltk's Porter stemmer; stems are memoised per word (the same words recur).
+PARALLEL_MIN_PAIRS = 2000  # below this, forking workers costs more than it saves
+
+
+def _bleu_stats(predictions: list[str], references: list[str]) -> list[list[int]]:
+    from sacrebleu.metrics import BLEU
+
+    return list(BLEU()._extract_corpus_statistics(predictions, [references]))
+
+
+def _chrf_stats(predictions: list[str], references: list[str]) -> list[list[int]]:
+    from sacrebleu.metrics import CHRF
+
+    return list(CHRF()._extract_corpus_statistics(predictions, [references]))
+
+
+class _MemoStemmer:
+    def __init__(self) -> None:
+        from nltk.stem import porter
+
+        self.stem = lru_cache(maxsize=200_000)(porter.PorterStemmer().stem)
+
+
+@lru_cache(maxsize=1)
+def _rouge_scorer() -> Any:
+    from rouge_score import rouge_scorer, tokenizers
+
+    tokenizer = tokenizers.DefaultTokenizer(use_stemmer=True)
+    tokenizer._stemmer = _MemoStemmer()
+    return rouge_scorer.RougeScorer(list(ROUGE_TYPES), tokenizer=tokenizer)
+
+
+def _rouge_rows(predictions: list[str], references: list[str]) -> list[tuple[float, ...]]:
+    scorer = _rouge_scorer()
+    rows = []
+    for prediction, reference in zip(predictions, references, strict=True):
+        scores = scorer.score(reference, prediction)  # (target, prediction)
+        rows.append(tuple(100 * scores[kind].fmeasure for kind in ROUGE_TYPES))
+    return rows
+
+
+def _chunk_stats(kinds: tuple[str, ...], predictions: list[str], references: list[str]) -> dict[str, list[Any]]:
+    work = {"bleu": _bleu_stats, "chrf": _chrf_stats, "rouge": _rouge_rows}
+    return {kind: work[kind](predictions, references) for kind in kinds}
+
+
+def _in_processes(
+    kinds: tuple[str, ...], predictions: Sequence[str], references: Sequence[str]
+) -> dict[str, list[Any]]:
+    """The per-pair statistics of ``kinds``, in one pass split across forked worker processes when the
+    pairs are many enough to pay for the fork."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+
+    predictions, references = list(predictions), list(references)
+    workers = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8)
+    if len(predictions) < PARALLEL_MIN_PAIRS or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return _chunk_stats(kinds, predictions, references)
+    size = -(-len(predictions) // workers)
+    starts = range(0, len(predictions), size)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        parts = list(
+            pool.map(
+                partial(_chunk_stats, kinds),
+                [predictions[i : i + size] for i in starts],
+                [references[i : i + size] for i in starts],
+            )
+        )
+    return {kind: [row for part in parts for row in part[kind]] for kind in kinds}
 
 
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"

@@ -111,3 +111,32 @@ def test_cross_validated_f1_matches_cross_val_score() -> None:
     assert ours["per_fold"] == pytest.approx(list(reference))
     assert ours["macro_f1_mean"] == pytest.approx(reference.mean())
     assert ours["macro_f1_std"] == pytest.approx(reference.std())
+
+
+def test_forked_workers_score_exactly_like_one_process(monkeypatch) -> None:
+    """The split across worker processes changes the speed, never a number."""
+    import sacrebleu
+
+    import eval.metrics as metrics
+
+    predictions = [f"Your order {i} ships in {i % 5 + 1} days, sorry for the wait." for i in range(60)]
+    references = [f"Order {i} leaves the warehouse within {i % 3 + 2} business days." for i in range(60)]
+    single = metrics.score_text(["bleu", "chrf", "rouge"], predictions, references)
+    monkeypatch.setattr(metrics, "PARALLEL_MIN_PAIRS", 10)
+    forked = metrics.score_text(["bleu", "chrf", "rouge"], predictions, references)
+    for name, score in single.items():
+        assert forked[name].value == score.value and forked[name].per_example == score.per_example, name
+    assert forked["bleu"].value == sacrebleu.corpus_bleu(predictions, [references]).score
+    assert forked["chrf"].per_example[7] == sacrebleu.sentence_chrf(predictions[7], [references[7]]).score
+
+
+def test_scoring_benchmark_reports_identical_scores() -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parent.parent / "bench" / "eval_scoring.py"
+    done = subprocess.run([sys.executable, str(bench), "--pairs", "300"], capture_output=True, text=True, check=True)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["identical"] is True and figures["pairs"] == 300
