@@ -90,8 +90,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=10_000)
     args = parser.parse_args()
     predictions, references = pairs(args.pairs)
-    import sacrebleu  # noqa: F401  (imports are not what is measured)
     import rouge_score.rouge_scorer  # noqa: F401
+    import sacrebleu  # noqa: F401  (imports are not what is measured)
 
     import eval.metrics  # noqa: F401
 

@@ -77,7 +77,11 @@ def score_text(metrics: Sequence[str], predictions: Sequence[str], references: S
     lexical = tuple(name for name in ("bleu", "chrf", "rouge") if name in metrics)
     if lexical:  # one pass over the pairs (in worker processes when many) for all of them
         stats = _in_processes(lexical, predictions, references)
-        convert = {"bleu": _bleu_scores, "chrf": _chrf_scores, "rouge": _rouge_scores}
+        convert: dict[str, Callable[[list[Any]], list[Score]]] = {
+            "bleu": _bleu_scores,
+            "chrf": _chrf_scores,
+            "rouge": _rouge_scores,
+        }
         for name in lexical:
             for score in convert[name](stats[name]):
                 scores[score.name] = score
@@ -176,7 +180,11 @@ def _rouge_rows(predictions: list[str], references: list[str]) -> list[tuple[flo
 
 
 def _chunk_stats(kinds: tuple[str, ...], predictions: list[str], references: list[str]) -> dict[str, list[Any]]:
-    work = {"bleu": _bleu_stats, "chrf": _chrf_stats, "rouge": _rouge_rows}
+    work: dict[str, Callable[[list[str], list[str]], list[Any]]] = {
+        "bleu": _bleu_stats,
+        "chrf": _chrf_stats,
+        "rouge": _rouge_rows,
+    }
     return {kind: work[kind](predictions, references) for kind in kinds}
 
 
