@@ -374,9 +374,6 @@ def run_suite(
         concurrency = spec.concurrency or (suite.concurrency if spec.backend in REMOTE_BACKENDS else 1)
         advance = progress(spec.name, len(prompts)) if progress else (lambda n: None)
         generations = asyncio.run(generate_all(backend, spec.name, prompts, params, cache, concurrency, advance))
-        for generation in generations:
-            if generation.error:
-                generation.answer = generation.answer or ""
         result = BackendResult(spec.name, spec.backend, backend.describe(), generations)
         score(result, examples, suite.metrics, cases, policy, params.max_new_tokens)
         results.append(result)
