@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
 import stat
 import time
 from collections.abc import Iterator
@@ -52,7 +53,7 @@ def azure_env(server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     token = {"accessToken": server.bearer_token, "expires_on": int(time.time()) + 3600, "tokenType": "Bearer"}
     az.write_text(f"#!/bin/sh\necho '{json.dumps(token)}'\n")
     az.chmod(az.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("AZURE_TOKEN_CREDENTIALS", "AzureCliCredential")
     env = {
         "TUNEDESK_AZURE_ENDPOINT": server.endpoint,
