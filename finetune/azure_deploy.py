@@ -86,6 +86,18 @@ class Deployments:
         self.max_retries = max_retries
         self.http = httpx.Client(timeout=timeout_s, transport=transport)
 
+    @classmethod
+    def from_settings(cls, settings: Settings, conn: AzureConnection) -> Deployments:
+        """The deployments of the configured account, with an Entra token for Resource Manager."""
+        from tunedesk.azure import MANAGEMENT_SCOPE, token_provider
+
+        return cls(
+            account_from(settings, conn),
+            token_provider(MANAGEMENT_SCOPE),
+            max_retries=settings.azure_max_retries,
+            timeout_s=settings.azure_timeout_s,
+        )
+
     def url(self, name: str) -> str:
         return f"{self.account.management_endpoint}{self.account.scope}/deployments/{name}"
 

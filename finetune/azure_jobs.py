@@ -18,7 +18,6 @@ Decisions:
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import time
@@ -35,6 +34,7 @@ from data.validate import parse_target, validate_file
 from tunedesk.azure import AzureError
 from tunedesk.errors import ConfigError
 from tunedesk.files import atomic_writer
+from tunedesk.models import sha256_file
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 Method = Literal["supervised", "dpo"]
@@ -195,14 +195,6 @@ def describe_failure(job: Any) -> str:
     return f"fine-tune job {job.id} failed: {said}"
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def check_files(spec: JobSpec, home: Path) -> None:
     """Run the local checks on every file; one ``ConfigError`` listing the first problems of each."""
     target = parse_target(f"azure:{spec.model}", home)
@@ -256,7 +248,7 @@ def submit(
     files: dict[str, tuple[Path, str, str]] = {}
     for role, path in (("training", spec.training), ("validation", spec.validation)):
         if path is not None:
-            files[role] = (path, sha256_of(path), upload(client, path, poll, progress))
+            files[role] = (path, sha256_file(path), upload(client, path, poll, progress))
     arguments: dict[str, Any] = {"model": spec.model, "training_file": files["training"][2]}
     if "validation" in files:
         arguments["validation_file"] = files["validation"][2]

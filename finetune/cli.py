@@ -313,9 +313,8 @@ def deploy(
     """Deploy a succeeded job's fine-tuned model (Resource Manager, Entra ID) and wait until it serves.
 
     Example: tunedesk finetune azure deploy last --name support-ft --sku developer"""
-    from finetune.azure_deploy import Deployments, account_from
+    from finetune.azure_deploy import Deployments
     from finetune.azure_jobs import Poll
-    from tunedesk.azure import MANAGEMENT_SCOPE, token_provider
     from tunedesk.errors import ConfigError
 
     azure = connect()
@@ -327,12 +326,7 @@ def deploy(
         raise ConfigError(f"job {job_id} is {current.status}; only a succeeded job has a model to deploy")
     record = azure.store.get(job_id) or {}
     deployment = name or (record.get("config") or {}).get("suffix") or job_id
-    deployments = Deployments(
-        account_from(azure.settings, azure.conn),
-        token_provider(MANAGEMENT_SCOPE),
-        max_retries=azure.settings.azure_max_retries,
-        timeout_s=azure.settings.azure_timeout_s,
-    )
+    deployments = Deployments.from_settings(azure.settings, azure.conn)
     deployments.put(deployment, current.fine_tuned_model, sku=sku, capacity=capacity)  # type: ignore[arg-type]
     azure.store.set_deployment(job_id, deployment)
     err.print(f"deploying {current.fine_tuned_model} as {deployment} ({sku}, capacity {capacity})")
@@ -350,14 +344,9 @@ def undeploy(name: Annotated[str, typer.Argument(help="Deployment name.")]) -> N
     """Delete a deployment (a deployed fine-tune is billed by the hour while it exists).
 
     Example: tunedesk finetune azure undeploy support-ft"""
-    from finetune.azure_deploy import Deployments, account_from
-    from tunedesk.azure import MANAGEMENT_SCOPE, connection, token_provider
+    from finetune.azure_deploy import Deployments
+    from tunedesk.azure import connection
 
     settings = load_settings()
-    deployments = Deployments(
-        account_from(settings, connection(settings)),
-        token_provider(MANAGEMENT_SCOPE),
-        max_retries=settings.azure_max_retries,
-        timeout_s=settings.azure_timeout_s,
-    )
+    deployments = Deployments.from_settings(settings, connection(settings))
     typer.echo(f"{name}: {'deleted' if deployments.delete(name) else 'no such deployment'}")
