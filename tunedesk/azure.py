@@ -141,37 +141,35 @@ def _openai() -> Any:
 
 def client(conn: AzureConnection) -> openai.OpenAI:
     """A synchronous client (``AzureOpenAI``, or ``OpenAI`` on the v1 path)."""
-    openai = _openai()
-    common: dict[str, Any] = {"max_retries": conn.max_retries, "timeout": conn.timeout_s}
-    if conn.v1:
-        key: Any = conn.api_key.get_secret_value() if conn.api_key else token_provider()
-        return openai.OpenAI(base_url=f"{conn.endpoint}/openai/v1/", api_key=key, **common)  # type: ignore[no-any-return]
-    if conn.api_key is not None:
-        common["api_key"] = conn.api_key.get_secret_value()
-    else:
-        common["azure_ad_token_provider"] = token_provider()
-    return openai.AzureOpenAI(azure_endpoint=conn.endpoint, api_version=conn.api_version, **common)  # type: ignore[no-any-return]
+    return _client(conn, asynchronous=False)  # type: ignore[no-any-return]
 
 
-def async_client(conn: AzureConnection, *, max_retries: int | None = None) -> openai.AsyncOpenAI:
+def async_client(conn: AzureConnection) -> openai.AsyncOpenAI:
     """An asyncio client, for the chat backend and concurrent evaluation."""
+    return _client(conn, asynchronous=True)  # type: ignore[no-any-return]
+
+
+def _client(conn: AzureConnection, *, asynchronous: bool) -> Any:
     openai = _openai()
-    retries = conn.max_retries if max_retries is None else max_retries
-    common: dict[str, Any] = {"max_retries": retries, "timeout": conn.timeout_s}
-    sync_token = None if conn.api_key is not None else token_provider()
-
-    async def token() -> str:  # azure-identity's provider is synchronous and may do I/O
-        assert sync_token is not None
-        return await asyncio.to_thread(sync_token)
-
+    options: dict[str, Any] = {"max_retries": conn.max_retries, "timeout": conn.timeout_s}
+    credential: Any = conn.api_key.get_secret_value() if conn.api_key is not None else token_provider()
+    if asynchronous and conn.api_key is None:
+        credential = _awaitable(credential)
     if conn.v1:
-        key: str | Callable[[], Awaitable[str]] = conn.api_key.get_secret_value() if conn.api_key else token
-        return openai.AsyncOpenAI(base_url=f"{conn.endpoint}/openai/v1/", api_key=key, **common)  # type: ignore[no-any-return]
-    if conn.api_key is not None:
-        common["api_key"] = conn.api_key.get_secret_value()
-    else:
-        common["azure_ad_token_provider"] = token
-    return openai.AsyncAzureOpenAI(azure_endpoint=conn.endpoint, api_version=conn.api_version, **common)  # type: ignore[no-any-return]
+        cls = openai.AsyncOpenAI if asynchronous else openai.OpenAI
+        return cls(base_url=f"{conn.endpoint}/openai/v1/", api_key=credential, **options)
+    options["api_key" if conn.api_key is not None else "azure_ad_token_provider"] = credential
+    cls = openai.AsyncAzureOpenAI if asynchronous else openai.AzureOpenAI
+    return cls(azure_endpoint=conn.endpoint, api_version=conn.api_version, **options)
+
+
+def _awaitable(provider: Callable[[], str]) -> Callable[[], Awaitable[str]]:
+    """An async token provider: azure-identity's is synchronous and may do I/O, so it runs in a thread."""
+
+    async def token() -> str:
+        return await asyncio.to_thread(provider)
+
+    return token
 
 
 def error_details(exc: Any) -> dict[str, Any]:
