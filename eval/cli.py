@@ -50,7 +50,7 @@ def run(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from eval.harness import example_rows, run_suite
-    from eval.history import compare, flat_metrics
+    from eval.history import flat_metrics
     from eval.report import render
     from eval.suite import load_suite
     from tunedesk.errors import ConfigError
@@ -74,11 +74,12 @@ def run(
             return lambda n: bar.advance(task, n)
 
         result = run_suite(suite, progress=progress)
-    run_id = f"{result.started_at.strftime('%Y%m%dT%H%M%S')}-{suite.name}"
+    stem = run_id = f"{result.started_at.strftime('%Y%m%dT%H%M%S')}-{suite.name}"
     taken = {run["run_id"] for run in history.runs(suite.name, limit=50)}
-    run_id = next(
-        f"{run_id}-{n}" if n else run_id for n in range(1000) if (f"{run_id}-{n}" if n else run_id) not in taken
-    )
+    suffix = 0
+    while run_id in taken:  # two runs in one second
+        suffix += 1
+        run_id = f"{stem}-{suffix}"
     directory = out_dir / run_id
     rows = example_rows(result)
     summaries = {r.name: r.summary() for r in result.results}
@@ -96,23 +97,18 @@ def run(
         "backends": summaries,
         "skipped": result.skipped,
     }
-    deltas, baseline_id = None, None
+    deltas, baseline_id, base = None, None, None
     if baseline:
-        from eval.history import read_examples
-
         try:
             base = history.resolve(baseline, suite.name, before=run_id)
         except ConfigError:
             if baseline != "last":
                 raise
-            base = None
             err.print(f"no earlier run of {suite.name}: this run becomes the baseline")
-    if baseline and base is not None:
+    if base is not None:
         baseline_id = base["run_id"]
         current = {name: flat_metrics(summary) for name, summary in summaries.items()}
-        deltas = compare(
-            history.scores(baseline_id), current, read_examples(Path(base["directory"])), rows, suite.thresholds
-        )
+        deltas = history.compare_with(base, current, rows, suite.thresholds)
         results["baseline"] = baseline_id
         results["regressions"] = [
             {
@@ -174,18 +170,12 @@ def compare_runs(
     """Deltas per backend and metric, with paired-bootstrap p-values over the shared test cases.
 
     Example: tunedesk eval compare 20261101T020000-support-nightly 20261102T020000-support-nightly"""
-    from eval.history import compare, read_examples
+    from eval.history import read_examples
 
     history = _history()
     a, b = history.resolve(baseline), history.resolve(candidate)
     thresholds = json.loads((Path(b["directory"]) / "results.json").read_text()).get("thresholds", {})
-    deltas = compare(
-        history.scores(a["run_id"]),
-        history.scores(b["run_id"]),
-        read_examples(Path(a["directory"])),
-        read_examples(Path(b["directory"])),
-        thresholds,
-    )
+    deltas = history.compare_with(a, history.scores(b["run_id"]), read_examples(Path(b["directory"])), thresholds)
     table = Table("backend", "metric", a["run_id"], b["run_id"], "change", "p", "regressed", title="compare")
     for d in deltas:
         p = "-" if d.p_value is None else f"{d.p_value:.4f}"
@@ -245,16 +235,8 @@ def report(run_ref: Annotated[str, typer.Argument(help="Run id or directory.")])
     rows = read_examples(directory)
     deltas = None
     if results.get("baseline"):
-        from eval.history import compare
-
         base = history.resolve(results["baseline"])
-        deltas = compare(
-            history.scores(base["run_id"]),
-            history.scores(record["run_id"]),
-            read_examples(Path(base["directory"])),
-            rows,
-            results.get("thresholds", {}),
-        )
+        deltas = history.compare_with(base, history.scores(record["run_id"]), rows, results.get("thresholds", {}))
     page = render(
         results, rows, deltas=deltas, baseline_id=results.get("baseline"), history=_trend(history, record["suite"])
     )

@@ -152,12 +152,14 @@ def load_examples(path: Path, turns: str = "first", limit: int | None = None) ->
     meta_path = path.with_name(path.name.removesuffix(".jsonl") + ".meta.jsonl")
     metas = [json.loads(line) for line in meta_path.open(encoding="utf-8")] if meta_path.is_file() else []
     examples: list[Example] = []
+    conversations = 0  # that gave at least one test case
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            if limit is not None and len({e.id.split("#")[0] for e in examples}) >= limit:
+            if limit is not None and conversations >= limit:
                 break
+            before = len(examples)
             try:
                 messages = json.loads(line)["messages"]
             except (ValueError, KeyError, TypeError):
@@ -178,6 +180,7 @@ def load_examples(path: Path, turns: str = "first", limit: int | None = None) ->
                 )
                 if turns == "first":
                     break
+            conversations += len(examples) > before
     if not examples:
         raise ConfigError(f"{path}: no user turn followed by an assistant reply")
     return examples

@@ -95,6 +95,16 @@ class History:
                 found.setdefault(row["backend"], {})[row["metric"]] = row["value"]
         return found
 
+    def compare_with(
+        self,
+        base: dict[str, Any],
+        scores: dict[str, dict[str, float]],
+        rows: list[dict[str, Any]],
+        thresholds: dict[str, float],
+    ) -> list[Delta]:
+        """Deltas of ``scores`` (and their per-example ``rows``) against the recorded run ``base``."""
+        return compare(self.scores(base["run_id"]), scores, read_examples(Path(base["directory"])), rows, thresholds)
+
     def resolve(self, ref: str, suite: str | None = None, *, before: str | None = None) -> dict[str, Any]:
         """A run by id, by directory, or ``last`` (the newest run of ``suite`` other than ``before``)."""
         if ref == "last":
