@@ -1,8 +1,13 @@
-"""Chainlit handlers, and nothing else: they adapt UI events to ``chatbot.conversation.respond``.
+"""Chainlit handlers, and nothing else: they adapt UI events to ``chatbot.conversation`` and ``chatbot.store``.
 
-Started by ``tunedesk chat`` (or ``make chat``), which prepares the model first and passes the
-backend and model through ``TUNEDESK_*`` variables. The backend loads once per process, in a worker
-thread, and every chat session shares it. A failure becomes a message in the chat, not a traceback.
+Served by ``chatbot.server`` (``tunedesk chat``, ``make chat``), which prepares the model, migrates the
+database and passes the backend and model through ``TUNEDESK_*`` variables. The backend loads once per
+process, in a worker thread, and every chat session shares it. A failure becomes a message in the chat,
+not a traceback.
+
+Every answer is recorded (``chat_answers``) with the backend, model and timings before its rating widget
+appears, so a rating always has an answer to point at. The widget (``public/elements/Rating.jsx``) posts
+through the ``rate`` action, whose reply comes only after the rating is committed.
 """
 
 from __future__ import annotations
@@ -10,11 +15,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
+from typing import Any
 
 import chainlit as cl
+from chainlit.auth import get_configured_oauth_providers
+from pydantic import ValidationError
+from sqlalchemy import Engine
 
+from chatbot import store
 from chatbot.backends import Backend, load_backend, params_from
 from chatbot.conversation import Message, respond
+from chatbot.telemetry import ANSWER_SECONDS, ERRORS, TOKENS, TTFT_SECONDS, count_rating
+from tunedesk import users
 from tunedesk.errors import ContentFilteredError, TunedeskError
 from tunedesk.settings import Settings, load_settings
 
@@ -33,9 +46,45 @@ def settings() -> Settings:
     return load_settings()
 
 
+@functools.cache
+def records() -> Engine:
+    from tunedesk.db import engine
+
+    return engine(settings())
+
+
 async def backend() -> Backend:
     current = settings()
     return await asyncio.to_thread(load_backend, current.backend, current)
+
+
+@cl.data_layer
+def data_layer() -> Any:
+    from chatbot.datalayer import TunedeskDataLayer
+    from tunedesk.db import async_url
+
+    return TunedeskDataLayer(async_url(settings()), records())
+
+
+@cl.password_auth_callback
+async def sign_in(name: str, password: str) -> cl.User | None:
+    signed = await asyncio.to_thread(users.check_password, settings(), name, password)
+    if signed is None:
+        log.info("sign-in refused for %r", name)
+        return None
+    return cl.User(identifier=signed.name, metadata={"role": signed.role, "provider": "credentials"})
+
+
+if get_configured_oauth_providers():  # Chainlit refuses an OAuth callback when no provider is configured
+
+    @cl.oauth_callback
+    async def oauth_sign_in(
+        provider_id: str, token: str, raw_user_data: dict[str, str], default_user: cl.User, id_token: str | None = None
+    ) -> cl.User | None:
+        """Entra ID (``OAUTH_AZURE_AD_*``) users are agents unless the users file makes them admins."""
+        known = users.all_users(settings()).get(default_user.identifier)
+        role = known.role if known else "agent"
+        return cl.User(identifier=default_user.identifier, metadata={"role": role, "provider": provider_id})
 
 
 @cl.set_starters
@@ -48,28 +97,108 @@ async def start() -> None:
     cl.user_session.set("history", [])
 
 
+@cl.on_chat_resume
+async def resume(thread: dict) -> None:
+    """Rebuild the conversation the backend sees from the stored thread."""
+    history: list[Message] = []
+    for step in sorted(thread.get("steps", []), key=lambda s: s.get("createdAt") or ""):
+        if step.get("type") == "user_message":
+            history.append({"role": "user", "content": step.get("output") or ""})
+        elif step.get("type") == "assistant_message" and history and history[-1]["role"] == "user":
+            history.append({"role": "assistant", "content": step.get("output") or ""})
+    cl.user_session.set("history", history)
+
+
+def _rater() -> str:
+    user = cl.user_session.get("user")
+    return user.identifier if user else "anonymous"
+
+
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
     history: list[Message] = cl.user_session.get("history") or []
     turn: list[Message] = [*history, {"role": "user", "content": message.content}]
     answer = cl.Message(content="")
+    current = settings()
+    started = time.perf_counter()
+    first: float | None = None
+    pieces = 0
+    error: str | None = None
     try:
         chat_backend = await backend()
-        async for piece in respond(chat_backend, turn, params_from(settings()), settings().system_prompt):
+        async for piece in respond(chat_backend, turn, params_from(current), current.system_prompt):
+            if first is None:
+                first = time.perf_counter() - started
+            pieces += 1
             await answer.stream_token(piece)
     except ContentFilteredError as exc:  # the polite refusal replaces whatever had streamed
-        answer.content = str(exc)
-        await answer.send()
-        return
+        error, answer.content = "content_filter", str(exc)
     except TunedeskError as exc:
         log.warning("answer failed: %s", exc)
-        answer.content = f"Sorry, I could not answer that: {exc}"
-        await answer.send()
-        return
+        error, answer.content = type(exc).__name__, f"Sorry, I could not answer that: {exc}"
     except Exception:
         log.exception("answer failed")
+        error = "unexpected"
         answer.content = "Sorry, something went wrong while generating the answer. Please try again."
-        await answer.send()
-        return
+    total = time.perf_counter() - started
+    run = cl.context.current_run
+    record = store.Answer(
+        message_id=answer.id,
+        run_id=run.id if run else None,
+        thread_id=cl.context.session.thread_id,
+        user=_rater(),
+        profile=cl.user_session.get("chat_profile"),
+        backend=current.backend,
+        model=current.model,
+        prompt=message.content,
+        answer=answer.content,
+        error=error,
+        ttft_s=first,
+        total_s=total,
+        tokens=pieces,
+    )
+    await asyncio.to_thread(store.record_answer, records(), record)  # before send: thumbs appear with it
     await answer.send()
+    if error:
+        ERRORS.labels(backend=current.backend, kind=error).inc()
+        return
+    ANSWER_SECONDS.labels(backend=current.backend).observe(total)
+    if first is not None:
+        TTFT_SECONDS.labels(backend=current.backend).observe(first)
+    TOKENS.labels(backend=current.backend).inc(pieces)
     cl.user_session.set("history", [*turn, {"role": "assistant", "content": answer.content}])
+    await rating_widget(answer.id).send(for_id=answer.id)
+
+
+def rating_widget(message_id: str, saved: dict[str, Any] | None = None, element_id: str | None = None) -> Any:
+    """The 1-5 rating element under an answer (``saved``: the rater's current scores, shown again)."""
+    widget = cl.CustomElement(name="Rating", display="inline", props={}, for_id=message_id)
+    if element_id:
+        widget.id = element_id
+    widget.props = {"messageId": message_id, "elementId": widget.id, "saved": saved or {}}
+    return widget
+
+
+@cl.action_callback("rate")
+async def rate(action: cl.Action) -> dict[str, Any]:
+    """Store a 1-5 rating from the widget; the widget shows "saved" only when this returns."""
+    payload = dict(action.payload or {})
+    element_id = payload.pop("elementId", None)
+    try:
+        rating = store.RatingIn(kind="scores", **payload)
+        row = await asyncio.to_thread(store.record_rating, records(), rating, _rater(), "chat")
+    except (ValidationError, store.RatingError) as exc:
+        return {"saved": False, "error": _short(exc)}
+    count_rating(row)
+    saved = {key: row[key] for key in (*store.SCORES, "correction")}
+    if element_id:  # the stored widget carries the new scores, so a resumed thread shows them
+        await rating_widget(rating.message_id, saved, element_id).update()
+    return {"saved": True, "id": row["id"], "changed": row["supersedes"] is not None}
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        return f"{field}: {first['msg']}" if field else first["msg"]
+    return str(exc)

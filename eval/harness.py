@@ -190,7 +190,6 @@ def load_examples(path: Path, turns: str = "first", limit: int | None = None) ->
 class GenerationCache:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Generation]:
         found: dict[str, Generation] = {}

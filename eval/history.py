@@ -63,7 +63,6 @@ def higher_is_better(metric: str) -> bool:
 class History:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
 
     def record(self, run_id: str, suite: str, started_at: datetime, directory: Path, results: dict[str, Any]) -> None:
         with self.engine.begin() as conn:

@@ -113,7 +113,6 @@ class JobStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
 
     def add(self, job: Any, endpoint: str, spec: JobSpec, files: dict[str, tuple[Path, str, str]]) -> None:
         now = datetime.now(UTC)

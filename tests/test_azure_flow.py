@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from test_ui_browser import ask as ask_in_page
-from test_ui_browser import start_ui
+from test_ui_browser import signed_in_page, start_ui
 from typer.testing import CliRunner
 
 from chatbot.backends import GenerationParams, load_backend
@@ -318,10 +318,9 @@ def test_chat_ui_on_the_deployed_fine_tune(
     assert cli("finetune", "azure", "events", job_id).splitlines()[-1].endswith("Job succeeded.")
     assert len(cli("finetune", "azure", "results", job_id, "--out", str(tmp_path / "r")).split()) == 3
     cli("finetune", "azure", "deploy", job_id, "--name", "support-ui", "--poll-s", "0.05")
-    process, url = start_ui(shared_home, TUNEDESK_BACKEND="azure", TUNEDESK_AZURE_DEPLOYMENT="support-ui", **azure_env)
+    ui = start_ui(shared_home, TUNEDESK_BACKEND="azure", TUNEDESK_AZURE_DEPLOYMENT="support-ui", **azure_env)
     try:
-        page = chromium_browser.new_page()
-        page.goto(url)
+        page = signed_in_page(chromium_browser, ui)
         ask_in_page(page, "Can I return opened headphones?")
         page.get_by_text("You said: Can I return opened headphones?").wait_for(timeout=30_000)
         ask_in_page(page, f"something {DEFAULT_PROMPT_FILTER_WORD}")
@@ -332,5 +331,4 @@ def test_chat_ui_on_the_deployed_fine_tune(
         page.get_by_text("rate-limiting requests (429)").wait_for(timeout=30_000)
         page.close()
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        ui.stop()

@@ -1,20 +1,30 @@
-"""The chat UI in a real Chromium: ``tunedesk chat`` serves, a question gets a streamed answer."""
+"""The chat UI in a real Chromium: ``tunedesk chat`` serves, an agent signs in, asks, rates and resumes.
+
+Every server gets its own database and users file, so the rows a test asserts on are its own.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.browser
+AGENT, PASSWORD = "agent@example.com", "correct horse battery"
 
 
 def free_port() -> int:
@@ -23,12 +33,44 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_ui(home: Path, **env: str) -> tuple[subprocess.Popen, str]:
+@dataclass
+class UI:
+    process: subprocess.Popen
+    url: str
+    state: Path  # this server's database and users file
+
+    def rows(self, query: str) -> list[dict]:
+        engine = create_engine(f"sqlite:///{self.state / 'chat.db'}")
+        try:
+            with engine.connect() as conn:
+                return [dict(row) for row in conn.execute(text(query)).mappings()]
+        finally:
+            engine.dispose()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+
+def start_ui(home: Path, **env: str) -> UI:
+    """``tunedesk chat`` on a free port, with a fresh database and one agent; returns once it is healthy."""
+    from tunedesk import users
+    from tunedesk.settings import Settings
+
+    state = Path(tempfile.mkdtemp(prefix="tunedesk-ui-"))
+    users.add(Settings(home=home, users_file=state / "users.yaml"), AGENT, PASSWORD, "agent")
     port = free_port()
     tunedesk = Path(sys.executable).parent / "tunedesk"
     process = subprocess.Popen(
         [str(tunedesk), "chat", "--port", str(port)],
-        env={**os.environ, "TUNEDESK_HOME": str(home), **env},
+        env={
+            **os.environ,
+            "TUNEDESK_HOME": str(home),
+            "TUNEDESK_DATABASE_URL": f"sqlite:///{state / 'chat.db'}",
+            "TUNEDESK_USERS_FILE": str(state / "users.yaml"),
+            **env,
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -39,21 +81,23 @@ def start_ui(home: Path, **env: str) -> tuple[subprocess.Popen, str]:
         if process.poll() is not None:
             raise RuntimeError(f"tunedesk chat exited: {process.stdout.read() if process.stdout else ''}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
                 if response.status == 200:
-                    return process, url
+                    return UI(process, url, state)
         except OSError:
             time.sleep(0.5)
     process.kill()
     raise TimeoutError("the chat UI did not come up within 90 s")
 
 
-@pytest.fixture(scope="module")
-def echo_ui(shared_home: Path) -> Iterator[str]:
-    process, url = start_ui(shared_home, TUNEDESK_BACKEND="echo", TUNEDESK_CONTEXT_WINDOW="400")
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+def signed_in_page(browser, ui: UI):
+    page = browser.new_page()
+    page.goto(ui.url)
+    page.locator("#email").fill(AGENT)
+    page.locator("#password").fill(PASSWORD)
+    page.locator("button[type=submit]").click()
+    page.locator("#chat-input").wait_for(timeout=30_000)
+    return page
 
 
 def ask(page, text: str) -> None:
@@ -67,37 +111,138 @@ def ask(page, text: str) -> None:
     submit.click()
 
 
-def test_question_gets_an_answer_and_follow_ups_work(chromium_browser, echo_ui: str) -> None:
+def rate(page, naturalness: int, correctness: int, helpfulness: int, index: int = -1) -> None:
+    """Pick scores in the ``index``-th rating widget, save, and wait for the server's acknowledgement."""
+    widget = page.locator("[data-rating-for]").nth(index)
+    for field, score in (("naturalness", naturalness), ("correctness", correctness), ("helpfulness", helpfulness)):
+        widget.get_by_label(f"{field} {score}", exact=True).click()
+    widget.get_by_role("button", name="Save rating").click()
+    widget.get_by_role("status").filter(has_text="Saved").wait_for(timeout=15_000)
+
+
+@pytest.fixture(scope="module")
+def echo_ui(shared_home: Path) -> Iterator[UI]:
+    ui = start_ui(shared_home, TUNEDESK_BACKEND="echo", TUNEDESK_CONTEXT_WINDOW="400")
+    yield ui
+    ui.stop()
+
+
+def test_nothing_but_health_and_login_without_signing_in(chromium_browser, echo_ui: UI) -> None:
     page = chromium_browser.new_page()
-    page.goto(echo_ui)
-    ask(page, "Where is my parcel?")
-    page.get_by_text("You said: Where is my parcel?").wait_for(timeout=30_000)
-    ask(page, "It was due on Monday.")
-    # the second answer saw the history; the first exchange is still on the page
-    page.get_by_text("You said (message 2): It was due on Monday.").wait_for(timeout=30_000)
-    assert page.get_by_text("You said: Where is my parcel?").count() == 1
+    page.goto(echo_ui.url)
+    page.wait_for_url(re.compile(r"/login$"), timeout=30_000)
+    page.close()
+    with urllib.request.urlopen(echo_ui.url + "/healthz") as response:
+        assert json.load(response)["status"] == "ok"
+    for path, body in [
+        ("/api/ratings", None),
+        ("/api/ratings?format=csv", None),
+        ("/api/ratings", b'{"message_id": "x", "kind": "thumbs", "thumbs": 1}'),
+        ("/metrics", None),
+        ("/user", None),
+        ("/project/threads", b'{"pagination": {"first": 20}, "filter": {}}'),
+    ]:
+        request = urllib.request.Request(echo_ui.url + path, data=body, headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request)
+        assert refused.value.code == 401, path
+
+
+def test_wrong_password_is_refused(chromium_browser, echo_ui: UI) -> None:
+    page = chromium_browser.new_page()
+    page.goto(echo_ui.url)
+    page.locator("#email").fill(AGENT)
+    page.locator("#password").fill("not the password")
+    page.locator("button[type=submit]").click()
+    page.wait_for_timeout(1_000)
+    assert page.locator("#chat-input").count() == 0
+    assert page.url.endswith("/login")
     page.close()
 
 
-def test_generation_failure_is_a_message_not_a_traceback(chromium_browser, echo_ui: str) -> None:
-    page = chromium_browser.new_page()
-    page.goto(echo_ui)
+def test_sign_in_ask_rate_resume_and_the_rows_are_stored(chromium_browser, echo_ui: UI, tmp_path: Path) -> None:
+    """The issue's browser test: sign in, ask, thumbs-up with a comment, 4/5/3, reload, resume, rows."""
+    page = signed_in_page(chromium_browser, echo_ui)
+    ask(page, "Where is my parcel?")
+    page.get_by_text("You said: Where is my parcel?").wait_for(timeout=30_000)
+
+    page.locator("button:has(svg.lucide-thumbs-up)").first.click()
+    page.get_by_placeholder("Your feedback...").fill("Clear and polite.")
+    page.get_by_role("button", name="Submit feedback").click()
+    rate(page, 4, 5, 3)
+    page.screenshot(path=str(tmp_path / "rated.png"), full_page=True)
+
+    thread_url = page.url  # /thread/<id> once the first message is stored
+    assert "/thread/" in thread_url
+    page.reload()
+    page.get_by_text("You said: Where is my parcel?").wait_for(timeout=30_000)
+    widget = page.locator("[data-rating-for]").first
+    assert widget.get_by_label("naturalness 4", exact=True).get_attribute("aria-checked") == "true"
+    ask(page, "It was due on Monday.")  # the resumed conversation still has its history
+    page.get_by_text("You said (message 2): It was due on Monday.").wait_for(timeout=30_000)
+    rate(page, 2, 2, 2, index=-1)
+    page.locator("[data-rating-for]").first.get_by_label("helpfulness 5", exact=True).click()
+    page.locator("[data-rating-for]").first.get_by_role("button", name="Save rating").click()
+    page.locator("[data-rating-for]").first.get_by_role("status").filter(has_text="Saved").wait_for(timeout=15_000)
+    page.screenshot(path=str(tmp_path / "resumed.png"), full_page=True)
+    page.close()
+
+    thread_id = thread_url.rsplit("/", 1)[-1]
+    answers = echo_ui.rows(f"SELECT * FROM chat_answers WHERE thread_id = '{thread_id}' ORDER BY created_at")
+    assert [a["prompt"] for a in answers] == ["Where is my parcel?", "It was due on Monday."]
+    assert all(a["backend"] == "echo" and a["user"] == AGENT for a in answers)
+    first = answers[0]["message_id"]
+    ratings = echo_ui.rows(f"SELECT * FROM ratings WHERE message_id = '{first}' ORDER BY created_at")
+    thumbs = [r for r in ratings if r["kind"] == "thumbs"]
+    scores = [r for r in ratings if r["kind"] == "scores"]
+    assert [(r["thumbs"], r["comment"], r["rater"]) for r in thumbs] == [(1, "Clear and polite.", AGENT)]
+    assert [(r["naturalness"], r["correctness"], r["helpfulness"]) for r in scores] == [(4, 5, 3), (4, 5, 5)]
+    assert scores[1]["supersedes"] == scores[0]["id"]  # the change is kept as history
+    assert scores[0]["answer"] == "You said: Where is my parcel?" and scores[0]["model"]
+    run = answers[0]["run_id"]  # Chainlit gives thumbs for the run step that holds the answer
+    feedbacks = echo_ui.rows(f"SELECT * FROM feedbacks WHERE \"forId\" = '{run}'")
+    assert [(f["value"], f["comment"]) for f in feedbacks] == [(1, "Clear and polite.")]
+    steps = echo_ui.rows(f"SELECT type, output FROM steps WHERE \"threadId\" = '{thread_id}' AND type LIKE '%message'")
+    assert {"user_message", "assistant_message"} == {s["type"] for s in steps}
+    assert len(steps) == 4
+
+
+def test_generation_failure_is_a_message_not_a_traceback(chromium_browser, echo_ui: UI) -> None:
+    page = signed_in_page(chromium_browser, echo_ui)
     ask(page, "refund " * 200)  # more than the 400-token window minus max_new_tokens
     page.get_by_text("Sorry, I could not answer that").wait_for(timeout=30_000)
     assert "Traceback" not in page.content()
     page.close()
+    errors = echo_ui.rows("SELECT error FROM chat_answers WHERE error IS NOT NULL")
+    assert {"ContextOverflowError"} <= {row["error"] for row in errors}
 
 
-def test_starters_offer_support_questions(chromium_browser, echo_ui: str) -> None:
-    page = chromium_browser.new_page()
-    page.goto(echo_ui)
+def test_starters_offer_support_questions(chromium_browser, echo_ui: UI) -> None:
+    page = signed_in_page(chromium_browser, echo_ui)
     page.get_by_text("Return a product").click(timeout=30_000)
     page.get_by_text("You said: How do I return a product I bought last week?").wait_for(timeout=30_000)
     page.close()
 
 
+def test_a_killed_server_loses_no_acknowledged_rating(chromium_browser, shared_home: Path) -> None:
+    """SIGKILL right after "Saved" appears: the rating is in the database when the server is gone."""
+    ui = start_ui(shared_home, TUNEDESK_BACKEND="echo")
+    try:
+        page = signed_in_page(chromium_browser, ui)
+        ask(page, "Can I pay by invoice?")
+        page.get_by_text("You said: Can I pay by invoice?").wait_for(timeout=30_000)
+        rate(page, 5, 4, 4)
+        os.kill(ui.process.pid, signal.SIGKILL)
+        ui.process.wait(timeout=10)
+        page.close()
+    finally:
+        ui.stop()
+    stored = ui.rows("SELECT naturalness, correctness, helpfulness, prompt FROM ratings WHERE kind = 'scores'")
+    assert stored == [{"naturalness": 5, "correctness": 4, "helpfulness": 4, "prompt": "Can I pay by invoice?"}]
+
+
 def test_onnx_backend_streams_into_the_page(chromium_browser, shared_home: Path, tiny_onnx_fp32: Path) -> None:
-    process, url = start_ui(
+    ui = start_ui(
         shared_home,
         TUNEDESK_BACKEND="onnx",
         TUNEDESK_MODEL="tiny-random-llama",
@@ -115,8 +260,7 @@ def test_onnx_backend_streams_into_the_page(chromium_browser, shared_home: Path,
             with_system_prompt([{"role": "user", "content": "Hello there"}], DEFAULT_SYSTEM_PROMPT),
             GenerationParams(max_new_tokens=12, repetition_penalty=1.1),
         )
-        page = chromium_browser.new_page()
-        page.goto(url)
+        page = signed_in_page(chromium_browser, ui)
         ask(page, "Hello there")
         # compare letters and digits only: the page renders the answer as markdown
         page.wait_for_function(
@@ -126,5 +270,4 @@ def test_onnx_backend_streams_into_the_page(chromium_browser, shared_home: Path,
         )
         page.close()
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        ui.stop()

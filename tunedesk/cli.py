@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chatbot.cli import ratings_app, users_app
 from data.cli import app as data_app
 from eval.cli import app as eval_app
 from finetune.cli import app as finetune_app
@@ -32,6 +33,8 @@ app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
 app.add_typer(finetune_app, name="finetune")
 app.add_typer(eval_app, name="eval")
+app.add_typer(users_app, name="users")
+app.add_typer(ratings_app, name="ratings")
 emulator_app = typer.Typer(help="Local emulators of cloud services, to rehearse a flow offline.", no_args_is_help=True)
 app.add_typer(emulator_app, name="emulator")
 
@@ -150,38 +153,28 @@ def chat(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
-    """Start the chat UI (Chainlit) on the configured backend; the model is prepared first.
+    """Start the chat UI (Chainlit inside tunedesk's FastAPI service) on the configured backend.
+
+    The model is prepared first and the database migrated; on the very first start an ``admin`` user is
+    created and its password written to $TUNEDESK_HOME/initial-admin-password.
 
     Example: tunedesk chat --backend onnx --port 8000"""
+    import uvicorn
+
     from chatbot.backends import backend_class
 
     settings = load_settings(backend=backend, model=model, host=host, port=port)
     with err.status(f"preparing {settings.model} for the {settings.backend} backend") as status:
         backend_class(settings.backend).prepare(settings, lambda m: status.update(m))
-    app_root = ui_root()
-    env = dict(
-        os.environ,
-        CHAINLIT_APP_ROOT=str(app_root),
+    os.environ.update(
+        CHAINLIT_APP_ROOT=str(ui_root()),
         TUNEDESK_BACKEND=settings.backend,
         TUNEDESK_MODEL=settings.model,
+        TUNEDESK_HOME=str(settings.home),
     )
-    env["TUNEDESK_HOME"] = str(settings.home)
-    target = Path(__file__).resolve().parent.parent / "chatbot" / "app.py"
-    command = [
-        sys.executable,
-        "-m",
-        "chainlit",
-        "run",
-        str(target),
-        "--headless",
-        "--host",
-        settings.host,
-        "--port",
-        str(settings.port),
-    ]
     shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0") else settings.host
     err.print(f"chat UI on http://{shown_host}:{settings.port}")
-    os.execve(sys.executable, command, env)
+    uvicorn.run("chatbot.server:app", host=settings.host, port=settings.port, log_level="info")
 
 
 @emulator_app.command("azure")

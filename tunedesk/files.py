@@ -22,35 +22,41 @@ from typing import IO, Any, Literal, TextIO, overload
 
 
 @overload
-def atomic_writer(path: Path, binary: Literal[False] = False) -> AbstractContextManager[TextIO]: ...
+def atomic_writer(
+    path: Path, binary: Literal[False] = False, mode: int | None = None
+) -> AbstractContextManager[TextIO]: ...
 @overload
-def atomic_writer(path: Path, binary: Literal[True]) -> AbstractContextManager[IO[bytes]]: ...
+def atomic_writer(path: Path, binary: Literal[True], mode: int | None = None) -> AbstractContextManager[IO[bytes]]: ...
 
 
-def atomic_writer(path: Path, binary: bool = False) -> AbstractContextManager[Any]:
-    """A handle (UTF-8 text, or bytes) whose content replaces ``path`` only when the block ends without error."""
-    return _atomic_writer(path, binary)
+def atomic_writer(path: Path, binary: bool = False, mode: int | None = None) -> AbstractContextManager[Any]:
+    """A handle (UTF-8 text, or bytes) whose content replaces ``path`` only when the block ends without error.
+
+    ``mode`` (e.g. 0o600 for secrets) replaces the usual 0666-less-umask; the file never has a wider one."""
+    return _atomic_writer(path, binary, mode)
 
 
 @contextmanager
-def _atomic_writer(path: Path, binary: bool) -> Iterator[IO[Any]]:
+def _atomic_writer(path: Path, binary: bool, mode: int | None) -> Iterator[IO[Any]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         opened = os.fdopen(descriptor, "wb") if binary else os.fdopen(descriptor, "w", encoding="utf-8", newline="")
         with opened as handle:
             yield handle
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
 
 
-def write_text_atomically(path: Path, text: str) -> None:
-    with atomic_writer(path) as handle:
+def write_text_atomically(path: Path, text: str, mode: int | None = None) -> None:
+    with atomic_writer(path, mode=mode) as handle:
         handle.write(text)
 
 

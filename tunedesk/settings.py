@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL of tunedesk's records (jobs...); default: SQLite file in the home."
     )
+    users_file: Path | None = Field(
+        None, description="YAML file of chat UI users (tunedesk users add); default: users.yaml in the home."
+    )
+    users: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='Extra read-only users as JSON {"name": {"role": "agent", "password": "<argon2 hash>"}}.',
+    )
     # Azure OpenAI. Unset fields fall back to the openai SDK's own variables (named in each description).
     azure_endpoint: str | None = Field(
         None, description="https://<resource>.openai.azure.com; else AZURE_OPENAI_ENDPOINT."
@@ -90,7 +97,7 @@ class Settings(BaseSettings):
     azure_max_retries: int = Field(4, ge=0, le=20, description="Retries of a 429/5xx/dropped connection.")
     azure_timeout_s: float = Field(60.0, gt=0, description="Seconds before one Azure request times out.")
 
-    @field_validator("home", mode="before")
+    @field_validator("home", "users_file", mode="before")
     @classmethod
     def _expand_home(cls, value: Any) -> Any:
         return Path(value).expanduser() if isinstance(value, str | Path) else value

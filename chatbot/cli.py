@@ -1,0 +1,124 @@
+"""``tunedesk users ...`` and ``tunedesk ratings ...``: who signs in to the chat UI, and what they rated."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tunedesk.console import err, friendly_errors
+from tunedesk.errors import ConfigError
+from tunedesk.settings import load_settings
+
+users_app = typer.Typer(help="Chat UI users: add, remove, list, API tokens.", no_args_is_help=True)
+ratings_app = typer.Typer(help="Ratings agents gave in the chat UI and review queue.", no_args_is_help=True)
+
+
+@users_app.command("add")
+@friendly_errors
+def users_add(
+    name: Annotated[str, typer.Argument(help="Sign-in name (an e-mail address works well).")],
+    role: Annotated[str, typer.Option(help="agent (chat, rate, review) or admin (also export ratings).")] = "agent",
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin instead of a prompt.")] = False,
+) -> None:
+    """Add a user, or reset their password and role; the password is stored as an argon2id hash.
+
+    Example: tunedesk users add alice@example.com --role agent"""
+    from tunedesk import users
+
+    if role not in users.ROLES:
+        raise ConfigError(f"--role {role!r}: choose one of {', '.join(users.ROLES)}")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    settings = load_settings()
+    created = users.add(settings, name, password, role)  # type: ignore[arg-type]
+    err.print(f"{'added' if created else 'updated'} {name} ({role}) in {users.users_file(settings)}")
+
+
+@users_app.command("remove")
+@friendly_errors
+def users_remove(name: Annotated[str, typer.Argument(help="Sign-in name.")]) -> None:
+    """Remove a user (their ratings stay).
+
+    Example: tunedesk users remove alice@example.com"""
+    from tunedesk import users
+
+    users.remove(load_settings(), name)
+    err.print(f"removed {name}")
+
+
+@users_app.command("list")
+@friendly_errors
+def users_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List users, their role and how many API tokens they hold.
+
+    Example: tunedesk users list"""
+    from tunedesk import users
+
+    found = users.all_users(load_settings())
+    rows = [
+        {"name": name, "role": user.role, "password": bool(user.password), "tokens": len(user.tokens)}
+        for name, user in found.items()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("name", "role", "password", "API tokens")
+    for row in rows:
+        table.add_row(row["name"], row["role"], "yes" if row["password"] else "no", str(row["tokens"]))
+    Console().print(table)
+
+
+@users_app.command("token")
+@friendly_errors
+def users_token(
+    name: Annotated[str, typer.Argument(help="The user the token acts as.")],
+    label: Annotated[str, typer.Option(help="What the token is for.")] = "",
+) -> None:
+    """Create an API token for the ratings API (printed once on stdout; only its hash is kept).
+
+    Example: tunedesk users token nightly-judge --label "LLM judge\""""
+    from tunedesk import users
+
+    token = users.new_token(load_settings(), name, label)
+    typer.echo(token)
+    err.print(f"API token for {name}: send it as 'Authorization: Bearer <token>'; it is not shown again")
+
+
+@ratings_app.command("export")
+@friendly_errors
+def ratings_export(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File to write (default: stdout).")] = None,
+    format: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    since: Annotated[datetime | None, typer.Option(help="Only ratings given at or after this time.")] = None,
+    rater: Annotated[str | None, typer.Option(help="Only this rater's ratings.")] = None,
+    backend: Annotated[str | None, typer.Option(help="Only ratings of this backend's answers.")] = None,
+    history: Annotated[bool, typer.Option(help="Every submission, superseded ones included.")] = False,
+) -> None:
+    """Export ratings (what GET /api/ratings serves) from the database, without the server.
+
+    Example: tunedesk ratings export --format csv --since 2026-11-01 -o ratings.csv"""
+    from chatbot import store
+    from tunedesk.db import engine
+    from tunedesk.files import write_text_atomically
+
+    if format not in ("jsonl", "csv"):
+        raise ConfigError(f"--format {format!r}: choose jsonl or csv")
+    if since is not None and since.tzinfo is None:
+        since = since.astimezone()
+    where = store.RatingFilter(since=since, rater=rater, backend=backend, history=history)
+    rows = store.ratings(engine(load_settings()), where)
+    text = store.to_csv(rows) if format == "csv" else store.to_jsonl(rows)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomically(out, text)
+        err.print(f"{len(rows)} ratings -> {out}")

@@ -1,0 +1,268 @@
+"""The chat's own records: every answer the bot gave, and every rating an agent (or a script) gave it.
+
+Decisions:
+- These tables are tunedesk's, not Chainlit's: Chainlit's data layer swallows SQL errors, and a rating
+  must either be stored or fail loudly. The UI acknowledges a rating only after its commit returns.
+- A rating row snapshots the prompt, answer, backend and model it judged, so an export stays true after
+  threads are deleted or the model is replaced.
+- A rater who changes their mind adds a row that ``supersedes`` the previous one: the current rating is
+  the row nobody supersedes, and the history is never overwritten.
+- Thumbs (Chainlit's feedback) and 1-5 scores are separate kinds: changing one does not erase the other.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    or_,
+    select,
+)
+
+from tunedesk.errors import TunedeskError
+
+metadata = MetaData()
+answers_table = Table(
+    "chat_answers",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("run_id", String(64)),  # Chainlit's "on_message" step: its thumbs are given for this id
+    Column("thread_id", String(64)),
+    Column("user", String(255)),
+    Column("profile", String(64)),
+    Column("backend", String(64), nullable=False),
+    Column("model", String(512), nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("answer", Text, nullable=False),
+    Column("error", String(64)),
+    Column("ttft_s", Float),
+    Column("total_s", Float),
+    Column("tokens", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+ratings_table = Table(
+    "ratings",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("rater", String(255), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("message_id", String(64), nullable=False),
+    Column("thread_id", String(64)),
+    Column("backend", String(64)),
+    Column("model", String(512)),
+    Column("prompt", Text),
+    Column("answer", Text),
+    Column("thumbs", Integer),
+    Column("comment", Text),
+    Column("naturalness", Integer),
+    Column("correctness", Integer),
+    Column("helpfulness", Integer),
+    Column("correction", Text),
+    Column("supersedes", String(36), ForeignKey("ratings.id")),
+)
+SCORES = ("naturalness", "correctness", "helpfulness")
+EXPORT_COLUMNS = [column.name for column in ratings_table.columns]
+Source = Literal["chat", "review", "api"]
+
+
+class RatingError(TunedeskError):
+    """A rating that cannot be stored as given (unknown answer, nothing rated)."""
+
+
+class RatingIn(BaseModel):
+    """One rating as the UI or the API submits it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    message_id: str = Field(min_length=1, max_length=64)
+    kind: Literal["thumbs", "scores"] = "scores"
+    thumbs: Literal[0, 1] | None = None
+    comment: str | None = Field(None, max_length=10_000)
+    naturalness: int | None = Field(None, ge=1, le=5)
+    correctness: int | None = Field(None, ge=1, le=5)
+    helpfulness: int | None = Field(None, ge=1, le=5)
+    correction: str | None = Field(None, max_length=20_000)
+    # for answers the chat did not produce (an automated rater judging eval output)
+    prompt: str | None = Field(None, max_length=50_000)
+    answer: str | None = Field(None, max_length=50_000)
+    backend: str | None = Field(None, max_length=64)
+    model: str | None = Field(None, max_length=512)
+
+    @model_validator(mode="after")
+    def _something_rated(self) -> RatingIn:
+        if self.kind == "thumbs" and self.thumbs is None:
+            raise ValueError("a thumbs rating needs thumbs: 1 (up) or 0 (down)")
+        if self.kind == "scores" and not (any(getattr(self, s) for s in SCORES) or self.correction):
+            raise ValueError(f"a scores rating needs at least one of {', '.join(SCORES)} (1-5) or a correction")
+        return self
+
+
+@dataclass(frozen=True)
+class Answer:
+    message_id: str
+    run_id: str | None
+    thread_id: str | None
+    user: str | None
+    profile: str | None
+    backend: str
+    model: str
+    prompt: str
+    answer: str
+    error: str | None = None
+    ttft_s: float | None = None
+    total_s: float | None = None
+    tokens: int | None = None
+
+
+def record_answer(engine: Engine, answer: Answer) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(answers_table).values(**answer.__dict__, created_at=datetime.now(UTC)))
+
+
+def _current(rater: str | None = None):  # type: ignore[no-untyped-def]
+    """Rows nobody supersedes (optionally of one rater)."""
+    superseded = select(ratings_table.c.supersedes).where(ratings_table.c.supersedes.is_not(None))
+    query = select(ratings_table).where(ratings_table.c.id.not_in(superseded))
+    return query if rater is None else query.where(ratings_table.c.rater == rater)
+
+
+def record_rating(engine: Engine, rating: RatingIn, rater: str, source: Source) -> dict[str, Any]:
+    """Store ``rating``; it supersedes ``rater``'s current rating of the same kind for that answer."""
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        a = answers_table.c
+        answer = (
+            conn.execute(
+                select(answers_table).where(or_(a.message_id == rating.message_id, a.run_id == rating.message_id))
+            )
+            .mappings()
+            .first()
+        )
+        if answer is None and not (rating.prompt and rating.answer):
+            raise RatingError(
+                f"message_id {rating.message_id!r}: no such answer in the chat records; "
+                "rate an answer the chat gave, or send prompt and answer with the rating"
+            )
+        message_id = answer["message_id"] if answer else rating.message_id
+        previous = (
+            conn.execute(
+                _current(rater)
+                .where(ratings_table.c.message_id == message_id, ratings_table.c.kind == rating.kind)
+                .order_by(ratings_table.c.created_at.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        row: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "created_at": now,
+            "rater": rater,
+            "source": source,
+            "kind": rating.kind,
+            "message_id": message_id,
+            "thread_id": answer["thread_id"] if answer else None,
+            "backend": answer["backend"] if answer else rating.backend,
+            "model": answer["model"] if answer else rating.model,
+            "prompt": answer["prompt"] if answer else rating.prompt,
+            "answer": answer["answer"] if answer else rating.answer,
+            "thumbs": rating.thumbs,
+            "comment": rating.comment or None,
+            "naturalness": rating.naturalness,
+            "correctness": rating.correctness,
+            "helpfulness": rating.helpfulness,
+            "correction": rating.correction or None,
+            "supersedes": previous["id"] if previous else None,
+        }
+        conn.execute(insert(ratings_table).values(**row))
+    return row
+
+
+@dataclass(frozen=True)
+class RatingFilter:
+    since: datetime | None = None
+    until: datetime | None = None
+    rater: str | None = None
+    backend: str | None = None
+    model: str | None = None
+    kind: str | None = None
+    source: str | None = None
+    history: bool = False  # every row, superseded ones included
+
+
+def ratings(engine: Engine, where: RatingFilter = RatingFilter()) -> list[dict[str, Any]]:
+    """Ratings oldest first: the current ones, or with ``history`` every submission."""
+    query = select(ratings_table) if where.history else _current()
+    t = ratings_table.c
+    if where.since:
+        query = query.where(t.created_at >= where.since)
+    if where.until:
+        query = query.where(t.created_at < where.until)
+    for column, value in (
+        (t.rater, where.rater),
+        (t.backend, where.backend),
+        (t.model, where.model),
+        (t.kind, where.kind),
+        (t.source, where.source),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(t.created_at, t.id)).mappings().all()
+    return [_aware(dict(row)) for row in rows]
+
+
+def current_scores(engine: Engine, message_ids: Sequence[str], rater: str) -> dict[str, dict[str, Any]]:
+    """``rater``'s current 1-5 scores (and correction) per answer, for showing them again on resume."""
+    if not message_ids:
+        return {}
+    query = _current(rater).where(ratings_table.c.kind == "scores", ratings_table.c.message_id.in_(message_ids))
+    with engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return {row["message_id"]: {k: row[k] for k in (*SCORES, "correction")} for row in rows}
+
+
+def _aware(row: dict[str, Any]) -> dict[str, Any]:
+    created = row["created_at"]
+    if created.tzinfo is None:  # SQLite hands back naive datetimes; they were written in UTC
+        row["created_at"] = created.replace(tzinfo=UTC)
+    return row
+
+
+def to_jsonl(rows: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row, default=_iso, ensure_ascii=False) + "\n" for row in rows)
+
+
+def to_csv(rows: Iterable[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _iso(value) if isinstance(value, datetime) else value for key, value in row.items()})
+    return out.getvalue()
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -1,0 +1,1 @@
+"""Alembic migrations of tunedesk's database; ``tunedesk.db.migrate`` applies them."""
