@@ -20,6 +20,7 @@ from typing import Any
 
 import chainlit as cl
 from chainlit.auth import get_configured_oauth_providers
+from chainlit.types import ThreadDict
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
@@ -98,10 +99,10 @@ async def start() -> None:
 
 
 @cl.on_chat_resume
-async def resume(thread: dict) -> None:
+async def resume(thread: ThreadDict) -> None:
     """Rebuild the conversation the backend sees from the stored thread."""
     history: list[Message] = []
-    for step in sorted(thread.get("steps", []), key=lambda s: s.get("createdAt") or ""):
+    for step in sorted(thread["steps"], key=lambda s: s.get("createdAt") or ""):
         if step.get("type") == "user_message":
             history.append({"role": "user", "content": step.get("output") or ""})
         elif step.get("type") == "assistant_message" and history and history[-1]["role"] == "user":

@@ -73,7 +73,7 @@ def users_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
         return
     table = Table("name", "role", "password", "API tokens")
     for row in rows:
-        table.add_row(row["name"], row["role"], "yes" if row["password"] else "no", str(row["tokens"]))
+        table.add_row(str(row["name"]), str(row["role"]), "yes" if row["password"] else "no", str(row["tokens"]))
     Console().print(table)
 
 

@@ -30,6 +30,7 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -97,16 +98,16 @@ class RatingIn(BaseModel):
     message_id: str = Field(min_length=1, max_length=64)
     kind: Literal["thumbs", "scores"] = "scores"
     thumbs: Literal[0, 1] | None = None
-    comment: str | None = Field(None, max_length=10_000)
-    naturalness: int | None = Field(None, ge=1, le=5)
-    correctness: int | None = Field(None, ge=1, le=5)
-    helpfulness: int | None = Field(None, ge=1, le=5)
-    correction: str | None = Field(None, max_length=20_000)
+    comment: str | None = Field(default=None, max_length=10_000)
+    naturalness: int | None = Field(default=None, ge=1, le=5)
+    correctness: int | None = Field(default=None, ge=1, le=5)
+    helpfulness: int | None = Field(default=None, ge=1, le=5)
+    correction: str | None = Field(default=None, max_length=20_000)
     # for answers the chat did not produce (an automated rater judging eval output)
-    prompt: str | None = Field(None, max_length=50_000)
-    answer: str | None = Field(None, max_length=50_000)
-    backend: str | None = Field(None, max_length=64)
-    model: str | None = Field(None, max_length=512)
+    prompt: str | None = Field(default=None, max_length=50_000)
+    answer: str | None = Field(default=None, max_length=50_000)
+    backend: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=512)
 
     @model_validator(mode="after")
     def _something_rated(self) -> RatingIn:
@@ -139,7 +140,7 @@ def record_answer(engine: Engine, answer: Answer) -> None:
         conn.execute(insert(answers_table).values(**answer.__dict__, created_at=datetime.now(UTC)))
 
 
-def _current(rater: str | None = None):  # type: ignore[no-untyped-def]
+def _current(rater: str | None = None) -> Select[Any]:
     """Rows nobody supersedes (optionally of one rater)."""
     superseded = select(ratings_table.c.supersedes).where(ratings_table.c.supersedes.is_not(None))
     query = select(ratings_table).where(ratings_table.c.id.not_in(superseded))
@@ -210,8 +211,9 @@ class RatingFilter:
     history: bool = False  # every row, superseded ones included
 
 
-def ratings(engine: Engine, where: RatingFilter = RatingFilter()) -> list[dict[str, Any]]:
+def ratings(engine: Engine, where: RatingFilter | None = None) -> list[dict[str, Any]]:
     """Ratings oldest first: the current ones, or with ``history`` every submission."""
+    where = where or RatingFilter()
     query = select(ratings_table) if where.history else _current()
     t = ratings_table.c
     if where.since:

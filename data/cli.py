@@ -247,3 +247,92 @@ def fetch(
     with err.status(f"fetching {name} ({source or HUB_SETS[name].hub_id}, {split})"):
         written = run_fetch(name, out, source, split, limit)
     Console().print(f"{written:,} examples -> {out}")
+
+
+@app.command("export-feedback")
+@friendly_errors
+def export_feedback(
+    out: Annotated[Path, typer.Option(help="Directory for sft.jsonl, dpo.jsonl, their .meta.jsonl, summary.json.")],
+    ratings_file: Annotated[
+        Path | None,
+        typer.Option("--ratings", help="A GET /api/ratings JSONL export instead of the database.", exists=True),
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Only ratings given at or after this ISO time.")] = None,
+    approved_min: Annotated[
+        int | None,
+        typer.Option(min=1, max=5, help="Also train on answers every rater scored at least this on all three scales."),
+    ] = None,
+    system_prompt: Annotated[
+        str | None, typer.Option(help="System message of every example (default: TUNEDESK_SYSTEM_PROMPT; '' for none).")
+    ] = None,
+) -> None:
+    """Agents' corrections and ratings -> SFT JSONL and DPO pairs for the next fine-tune, PII-scrubbed and deduplicated.
+
+    Example: tunedesk data export-feedback --out build/feedback --approved-min 5"""
+    from datetime import datetime
+
+    from data.feedback import build, write
+
+    settings = load_settings()
+    start = datetime.fromisoformat(since) if since else None
+    if start is not None and start.tzinfo is None:
+        start = start.astimezone()
+    if ratings_file is not None:
+        rows, threads, failed = _ratings_from_file(ratings_file, start), {}, frozenset[str]()
+    else:
+        rows, threads, failed = _ratings_from_database(settings, start)
+    prompt = settings.system_prompt if system_prompt is None else system_prompt
+    summary = write(build(rows, threads, prompt or None, approved_min, failed), out)
+    err.print(
+        f"{summary['sft_examples']} SFT examples and {summary['dpo_pairs']} DPO pairs -> {out} "
+        f"(from {len(rows)} ratings; PII replaced: {sum(summary['pii_redacted'].values())})"
+    )
+
+
+def _ratings_from_database(settings: Any, since: Any) -> tuple[list[dict[str, Any]], dict, frozenset[str]]:
+    from sqlalchemy import select
+
+    from chatbot import store
+    from tunedesk.db import engine
+
+    records = engine(settings)
+    rows = store.ratings(records, store.RatingFilter(since=since))
+    thread_ids = sorted({r["thread_id"] for r in rows if r["thread_id"]})
+    threads: dict[str, list[dict[str, Any]]] = {}
+    failed: set[str] = set()
+    table = store.answers_table
+    with records.connect() as conn:
+        for start in range(0, len(thread_ids), 500):
+            chunk = thread_ids[start : start + 500]
+            query = select(table).where(table.c.thread_id.in_(chunk)).order_by(table.c.created_at)
+            for answer in conn.execute(query).mappings():
+                threads.setdefault(answer["thread_id"], []).append(dict(answer))
+                if answer["error"]:
+                    failed.add(answer["message_id"])
+    return rows, threads, frozenset(failed)
+
+
+def _ratings_from_file(path: Path, since: Any) -> list[dict[str, Any]]:
+    from datetime import datetime
+
+    from data.support_chat import DataError
+
+    required = ("id", "kind", "message_id", "rater", "created_at")
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{number}: not JSON ({exc.msg})") from None
+        missing = [name for name in required if not row.get(name)]
+        if missing:
+            raise DataError(f"{path}:{number}: field {missing[0]} is missing (a GET /api/ratings export has it)")
+        try:
+            created = datetime.fromisoformat(row["created_at"])
+        except (TypeError, ValueError):
+            raise DataError(f"{path}:{number}: field created_at is not an ISO time: {row['created_at']!r}") from None
+        if since is None or created >= since:
+            rows.append(row)
+    return rows

@@ -160,51 +160,81 @@ def test_wrong_password_is_refused(chromium_browser, echo_ui: UI) -> None:
     page.close()
 
 
-def test_sign_in_ask_rate_resume_and_the_rows_are_stored(chromium_browser, echo_ui: UI, tmp_path: Path) -> None:
-    """The issue's browser test: sign in, ask, thumbs-up with a comment, 4/5/3, reload, resume, rows."""
-    page = signed_in_page(chromium_browser, echo_ui)
-    ask(page, "Where is my parcel?")
-    page.get_by_text("You said: Where is my parcel?").wait_for(timeout=30_000)
+def answered(page, count: int) -> None:
+    """Wait until ``count`` answers are complete: the rating widget comes after the last streamed piece."""
+    page.locator("[data-rating-for]").nth(count - 1).wait_for(timeout=120_000)
 
+
+def agent_session(browser, ui: UI, screenshots: Path) -> dict[str, list[dict]]:
+    """The issue's browser test: sign in, ask, thumbs-up with a comment, 4/5/3, reload, resume, rows.
+
+    Returns the thread's rows (answers, ratings of the first answer, Chainlit's feedbacks and steps)."""
+    page = signed_in_page(browser, ui)
+    ask(page, "Where is my parcel?")
+    answered(page, 1)
     page.locator("button:has(svg.lucide-thumbs-up)").first.click()
     page.get_by_placeholder("Your feedback...").fill("Clear and polite.")
     page.get_by_role("button", name="Submit feedback").click()
     rate(page, 4, 5, 3)
-    page.screenshot(path=str(tmp_path / "rated.png"), full_page=True)
+    page.screenshot(path=str(screenshots / "rated.png"), full_page=True)
 
     thread_url = page.url  # /thread/<id> once the first message is stored
     assert "/thread/" in thread_url
     page.reload()
-    page.get_by_text("You said: Where is my parcel?").wait_for(timeout=30_000)
-    widget = page.locator("[data-rating-for]").first
-    assert widget.get_by_label("naturalness 4", exact=True).get_attribute("aria-checked") == "true"
-    ask(page, "It was due on Monday.")  # the resumed conversation still has its history
-    page.get_by_text("You said (message 2): It was due on Monday.").wait_for(timeout=30_000)
-    rate(page, 2, 2, 2, index=-1)
-    page.locator("[data-rating-for]").first.get_by_label("helpfulness 5", exact=True).click()
-    page.locator("[data-rating-for]").first.get_by_role("button", name="Save rating").click()
-    page.locator("[data-rating-for]").first.get_by_role("status").filter(has_text="Saved").wait_for(timeout=15_000)
-    page.screenshot(path=str(tmp_path / "resumed.png"), full_page=True)
+    answered(page, 1)
+    first_widget = page.locator("[data-rating-for]").first
+    assert first_widget.get_by_label("naturalness 4", exact=True).get_attribute("aria-checked") == "true"
+    ask(page, "It was due on Monday.")  # the resumed conversation goes on
+    answered(page, 2)
+    rate(page, 2, 2, 2, index=1)
+    first_widget.get_by_label("helpfulness 5", exact=True).click()  # a rater changes their mind
+    first_widget.get_by_role("button", name="Save rating").click()
+    first_widget.get_by_role("status").filter(has_text="Saved").wait_for(timeout=15_000)
+    page.screenshot(path=str(screenshots / "resumed.png"), full_page=True)
     page.close()
 
-    thread_id = thread_url.rsplit("/", 1)[-1]
-    answers = echo_ui.rows(f"SELECT * FROM chat_answers WHERE thread_id = '{thread_id}' ORDER BY created_at")
+    thread = thread_url.rsplit("/", 1)[-1]
+    answers = ui.rows(f"SELECT * FROM chat_answers WHERE thread_id = '{thread}' ORDER BY created_at")
+    first = answers[0]
+    return {
+        "answers": answers,
+        "ratings": ui.rows(f"SELECT * FROM ratings WHERE message_id = '{first['message_id']}' ORDER BY created_at"),
+        # Chainlit gives thumbs for the run step that holds the answer
+        "feedbacks": ui.rows(f"SELECT * FROM feedbacks WHERE \"forId\" = '{first['run_id']}'"),
+        "steps": ui.rows(f"SELECT type, output FROM steps WHERE \"threadId\" = '{thread}' AND type LIKE '%message'"),
+    }
+
+
+def assert_session_stored(rows: dict[str, list[dict]], backend: str) -> None:
+    answers = rows["answers"]
     assert [a["prompt"] for a in answers] == ["Where is my parcel?", "It was due on Monday."]
-    assert all(a["backend"] == "echo" and a["user"] == AGENT for a in answers)
-    first = answers[0]["message_id"]
-    ratings = echo_ui.rows(f"SELECT * FROM ratings WHERE message_id = '{first}' ORDER BY created_at")
-    thumbs = [r for r in ratings if r["kind"] == "thumbs"]
-    scores = [r for r in ratings if r["kind"] == "scores"]
+    assert all(a["backend"] == backend and a["user"] == AGENT and a["answer"].strip() for a in answers)
+    thumbs = [r for r in rows["ratings"] if r["kind"] == "thumbs"]
+    scores = [r for r in rows["ratings"] if r["kind"] == "scores"]
     assert [(r["thumbs"], r["comment"], r["rater"]) for r in thumbs] == [(1, "Clear and polite.", AGENT)]
     assert [(r["naturalness"], r["correctness"], r["helpfulness"]) for r in scores] == [(4, 5, 3), (4, 5, 5)]
     assert scores[1]["supersedes"] == scores[0]["id"]  # the change is kept as history
-    assert scores[0]["answer"] == "You said: Where is my parcel?" and scores[0]["model"]
-    run = answers[0]["run_id"]  # Chainlit gives thumbs for the run step that holds the answer
-    feedbacks = echo_ui.rows(f"SELECT * FROM feedbacks WHERE \"forId\" = '{run}'")
-    assert [(f["value"], f["comment"]) for f in feedbacks] == [(1, "Clear and polite.")]
-    steps = echo_ui.rows(f"SELECT type, output FROM steps WHERE \"threadId\" = '{thread_id}' AND type LIKE '%message'")
-    assert {"user_message", "assistant_message"} == {s["type"] for s in steps}
-    assert len(steps) == 4
+    assert scores[0]["answer"] == answers[0]["answer"] and scores[0]["model"] == answers[0]["model"]
+    assert [(f["value"], f["comment"]) for f in rows["feedbacks"]] == [(1, "Clear and polite.")]
+    assert sorted(s["type"] for s in rows["steps"]) == ["assistant_message"] * 2 + ["user_message"] * 2
+
+
+def test_sign_in_ask_rate_resume_and_the_rows_are_stored(chromium_browser, echo_ui: UI, tmp_path: Path) -> None:
+    rows = agent_session(chromium_browser, echo_ui, tmp_path)
+    assert_session_stored(rows, "echo")
+    # the resumed conversation still had its history: echo numbers the user's messages
+    assert rows["answers"][1]["answer"] == "You said (message 2): It was due on Monday."
+
+
+@pytest.mark.slow
+def test_the_same_session_on_smollm2_onnx(chromium_browser, shared_home: Path, tmp_path: Path) -> None:
+    ui = start_ui(shared_home, TUNEDESK_BACKEND="onnx", TUNEDESK_MODEL="smollm2-135m", TUNEDESK_MAX_NEW_TOKENS="48")
+    try:
+        rows = agent_session(chromium_browser, ui, tmp_path)
+    finally:
+        ui.stop()
+    assert_session_stored(rows, "onnx")
+    assert rows["answers"][0]["model"] == "smollm2-135m" and rows["answers"][0]["tokens"] > 5
 
 
 def test_generation_failure_is_a_message_not_a_traceback(chromium_browser, echo_ui: UI) -> None:

@@ -35,6 +35,8 @@ app.add_typer(finetune_app, name="finetune")
 app.add_typer(eval_app, name="eval")
 app.add_typer(users_app, name="users")
 app.add_typer(ratings_app, name="ratings")
+db_app = typer.Typer(help="tunedesk's database: schema revision, upgrade, downgrade.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 emulator_app = typer.Typer(help="Local emulators of cloud services, to rehearse a flow offline.", no_args_is_help=True)
 app.add_typer(emulator_app, name="emulator")
 
@@ -175,6 +177,50 @@ def chat(
     shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0") else settings.host
     err.print(f"chat UI on http://{shown_host}:{settings.port}")
     uvicorn.run("chatbot.server:app", host=settings.host, port=settings.port, log_level="info")
+
+
+def _records_engine():  # type: ignore[no-untyped-def]
+    """The configured database's engine, without the upgrade that ``tunedesk.db.engine`` applies."""
+    from tunedesk.db import connect, database_url
+
+    return connect(database_url(load_settings()))
+
+
+@db_app.command("current")
+@friendly_errors
+def db_current() -> None:
+    """Print the database's schema revision (empty before the first upgrade).
+
+    Example: tunedesk db current"""
+    from tunedesk.db import current_revision
+
+    typer.echo(current_revision(_records_engine()) or "")
+
+
+@db_app.command("upgrade")
+@friendly_errors
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply migrations up to a revision (every command does this to head on its own).
+
+    Example: tunedesk db upgrade"""
+    from tunedesk.db import current_revision, migrate
+
+    engine = _records_engine()
+    migrate(engine, revision)
+    err.print(f"database at revision {current_revision(engine)}")
+
+
+@db_app.command("downgrade")
+@friendly_errors
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Revision to go back to, e.g. 0001.")]) -> None:
+    """Go back to an older schema revision, dropping the tables later revisions added (back up first).
+
+    Example: tunedesk db downgrade 0001"""
+    from tunedesk.db import current_revision, downgrade
+
+    engine = _records_engine()
+    downgrade(engine, revision)
+    err.print(f"database at revision {current_revision(engine)}")
 
 
 @emulator_app.command("azure")

@@ -51,16 +51,21 @@ def sqlite_pragmas(engine: Engine) -> None:
         cursor.close()
 
 
+def connect(url: str) -> Engine:
+    """An engine for ``url`` as tunedesk configures them (SQLite: directory made, pragmas), not migrated."""
+    parsed = _parse(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+    sqlite_pragmas(engine)
+    return engine
+
+
 @functools.cache
 def _engine(url: str) -> Engine:
-    parsed = _parse(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        sqlite_pragmas(engine)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
+    engine = connect(url)
     migrate(engine)
     return engine
 
@@ -71,15 +76,28 @@ def engine(settings: Settings) -> Engine:
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring ``engine``'s database to ``revision`` with tunedesk's Alembic migrations."""
+    """Bring ``engine``'s database up to ``revision`` with tunedesk's Alembic migrations."""
+    _alembic(engine, "upgrade", revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take ``engine``'s database back to ``revision`` (dropping what later revisions added)."""
+    _alembic(engine, "downgrade", revision)
+
+
+def _alembic(engine: Engine, direction: str, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
+    from alembic.util import CommandError
 
     config = Config()
     config.set_main_option("script_location", "tunedesk:migrations")
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        try:
+            getattr(command, direction)(config, revision)
+        except CommandError as exc:
+            raise ConfigError(f"database migration {direction} to {revision!r}: {exc}") from None
 
 
 def current_revision(engine: Engine) -> str | None:

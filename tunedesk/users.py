@@ -51,7 +51,7 @@ class ApiToken(BaseModel):
 class User(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role = "agent"
-    password: str | None = Field(None, description="argon2id hash; None: API tokens only")
+    password: str | None = Field(default=None, description="argon2id hash; None: API tokens only")
     tokens: list[ApiToken] = []
 
 
