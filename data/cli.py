@@ -277,8 +277,10 @@ def export_feedback(
     start = datetime.fromisoformat(since) if since else None
     if start is not None and start.tzinfo is None:
         start = start.astimezone()
+    threads: dict[str, list[dict[str, Any]]] = {}
+    failed: frozenset[str] = frozenset()
     if ratings_file is not None:
-        rows, threads, failed = _ratings_from_file(ratings_file, start), {}, frozenset[str]()
+        rows = _ratings_from_file(ratings_file, start)
     else:
         rows, threads, failed = _ratings_from_database(settings, start)
     prompt = settings.system_prompt if system_prompt is None else system_prompt
@@ -289,7 +291,9 @@ def export_feedback(
     )
 
 
-def _ratings_from_database(settings: Any, since: Any) -> tuple[list[dict[str, Any]], dict, frozenset[str]]:
+def _ratings_from_database(
+    settings: Any, since: Any
+) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]], frozenset[str]]:
     from sqlalchemy import select
 
     from chatbot import store
