@@ -24,7 +24,7 @@ from chainlit.types import ThreadDict
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from chatbot import store
+from chatbot import review, store
 from chatbot.backends import Backend, load_backend, params_from
 from chatbot.conversation import Message, respond
 from chatbot.telemetry import ANSWER_SECONDS, ERRORS, TOKENS, TTFT_SECONDS, count_rating
@@ -93,9 +93,57 @@ async def starters(user: cl.User | None = None, language: str | None = None) -> 
     return [cl.Starter(label=label, message=message) for label, message in STARTERS]
 
 
+@cl.set_chat_profiles
+async def profiles(user: cl.User | None = None, language: str | None = None) -> list[cl.ChatProfile]:
+    return [
+        cl.ChatProfile(
+            name="Support", markdown_description="Chat with the support bot and rate its answers.", default=True
+        ),
+        cl.ChatProfile(
+            name="Review",
+            markdown_description="Rate a batch of answers one by one, without knowing which model wrote them.",
+        ),
+    ]
+
+
+def reviewing() -> bool:
+    return cl.user_session.get("chat_profile") == "Review"
+
+
 @cl.on_chat_start
 async def start() -> None:
     cl.user_session.set("history", [])
+    if reviewing():
+        await show_next_review()
+
+
+async def show_next_review() -> None:
+    """Send the agent's next review item with its rating widget, or say there is nothing left."""
+    rater = _rater()
+    batch = cl.user_session.get("review_batch") or await asyncio.to_thread(review.open_batch, records(), rater)
+    if batch is None:
+        await cl.Message(
+            content="Nothing to review right now. An admin adds a batch with `tunedesk review add`."
+        ).send()
+        return
+    cl.user_session.set("review_batch", batch)
+    step = await asyncio.to_thread(review.next_item, records(), batch, rater)
+    if step.item is None:
+        cl.user_session.set("review_batch", None)
+        await cl.Message(content=f"Batch **{batch}** is done: you rated {step.done} of {step.total}. Thank you!").send()
+        if await asyncio.to_thread(review.open_batch, records(), rater):
+            await show_next_review()
+        return
+    item = step.item
+    shown = [f"**{step.done + 1} of {step.total}** · batch {batch}", ""]
+    for turn in [*item.context, {"role": "user", "content": item.prompt}]:
+        who = "Customer" if turn["role"] == "user" else "Support"
+        shown.append(f"**{who}:** {turn['content']}")
+        shown.append("")
+    shown += ["**Answer to rate:**", "", *("> " + line for line in item.answer.splitlines())]
+    message = cl.Message(content="\n".join(shown))
+    await message.send()
+    await rating_widget(item.id, for_id=message.id).send(for_id=message.id)
 
 
 @cl.on_chat_resume
@@ -117,6 +165,9 @@ def _rater() -> str:
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
+    if reviewing():
+        await cl.Message(content="This is the review queue: rate the answer above. Switch to Support to chat.").send()
+        return
     history: list[Message] = cl.user_session.get("history") or []
     turn: list[Message] = [*history, {"role": "user", "content": message.content}]
     answer = cl.Message(content="")
@@ -171,29 +222,47 @@ async def on_message(message: cl.Message) -> None:
     await rating_widget(answer.id).send(for_id=answer.id)
 
 
-def rating_widget(message_id: str, saved: dict[str, Any] | None = None, element_id: str | None = None) -> Any:
-    """The 1-5 rating element under an answer (``saved``: the rater's current scores, shown again)."""
-    widget = cl.CustomElement(name="Rating", display="inline", props={}, for_id=message_id)
+def rating_widget(
+    message_id: str, saved: dict[str, Any] | None = None, element_id: str | None = None, for_id: str | None = None
+) -> Any:
+    """The 1-5 rating element of answer ``message_id``, shown under message ``for_id`` (default: the answer).
+
+    ``saved``: the rater's current scores, shown again."""
+    widget = cl.CustomElement(name="Rating", display="inline", props={}, for_id=for_id or message_id)
     if element_id:
         widget.id = element_id
-    widget.props = {"messageId": message_id, "elementId": widget.id, "saved": saved or {}}
+    widget.props = {"messageId": message_id, "elementId": widget.id, "forId": widget.for_id, "saved": saved or {}}
     return widget
+
+
+RATED_FIELDS = ("message_id", *store.SCORES, "correction")
 
 
 @cl.action_callback("rate")
 async def rate(action: cl.Action) -> dict[str, Any]:
-    """Store a 1-5 rating from the widget; the widget shows "saved" only when this returns."""
+    """Store a 1-5 rating from the widget; the widget shows "saved" only when this returns.
+
+    Only the scores and correction come from the page; what was rated comes from the records."""
     payload = dict(action.payload or {})
-    element_id = payload.pop("elementId", None)
+    element_id, for_id = payload.get("elementId"), payload.get("forId")
+    given = {key: payload[key] for key in RATED_FIELDS if payload.get(key) is not None}
+    item = None
+    if str(given.get("message_id", "")).startswith(review.ITEM_PREFIX):
+        item = await asyncio.to_thread(review.get_item, records(), given["message_id"])
+        if item is None:
+            return {"saved": False, "error": "this review item no longer exists"}
+        given.update(prompt=item.prompt, answer=item.answer, backend=item.backend, model=item.model)
     try:
-        rating = store.RatingIn(kind="scores", **payload)
-        row = await asyncio.to_thread(store.record_rating, records(), rating, _rater(), "chat")
+        rating = store.RatingIn(kind="scores", **given)
+        row = await asyncio.to_thread(store.record_rating, records(), rating, _rater(), "review" if item else "chat")
     except (ValidationError, store.RatingError) as exc:
         return {"saved": False, "error": _short(exc)}
     count_rating(row)
     saved = {key: row[key] for key in (*store.SCORES, "correction")}
     if element_id:  # the stored widget carries the new scores, so a resumed thread shows them
-        await rating_widget(rating.message_id, saved, element_id).update()
+        await rating_widget(rating.message_id, saved, element_id, for_id=for_id).update()
+    if item is not None and row["supersedes"] is None:
+        await show_next_review()
     return {"saved": True, "id": row["id"], "changed": row["supersedes"] is not None}
 
 

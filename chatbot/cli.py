@@ -1,4 +1,4 @@
-"""``tunedesk users ...`` and ``tunedesk ratings ...``: who signs in to the chat UI, and what they rated."""
+"""``tunedesk users|ratings|review ...``: who signs in to the chat UI, what they rated, what they should rate."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from tunedesk.settings import load_settings
 
 users_app = typer.Typer(help="Chat UI users: add, remove, list, API tokens.", no_args_is_help=True)
 ratings_app = typer.Typer(help="Ratings agents gave in the chat UI and review queue.", no_args_is_help=True)
+review_app = typer.Typer(help="The review queue: batches of answers agents rate blind.", no_args_is_help=True)
 
 
 @users_app.command("add")
@@ -122,3 +123,63 @@ def ratings_export(
     else:
         write_text_atomically(out, text)
         err.print(f"{len(rows)} ratings -> {out}")
+
+
+@review_app.command("add")
+@friendly_errors
+def review_add(
+    name: Annotated[str, typer.Argument(help="Batch name agents see, e.g. nightly-2026-11-23.")],
+    from_eval: Annotated[
+        Path | None, typer.Option(help="An eval run directory (its examples.jsonl).", exists=True, file_okay=False)
+    ] = None,
+    from_chats: Annotated[bool, typer.Option(help="Take recent chat answers instead.")] = False,
+    since: Annotated[datetime | None, typer.Option(help="With --from-chats: answers given at or after this.")] = None,
+    backend: Annotated[list[str] | None, typer.Option(help="With --from-eval: only these backends.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many answers (a seeded random sample).")] = 50,
+    per_item: Annotated[int, typer.Option(min=1, max=50, help="Distinct agents who rate each answer.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the shuffle.")] = 0,
+) -> None:
+    """Make a review batch: answers agents rate one by one in the chat UI's Review profile, blind to the model.
+
+    Example: tunedesk review add nightly-1123 --from-eval runs/eval/20261123T020000-support-nightly --limit 50"""
+    from chatbot import review
+    from tunedesk.db import engine
+
+    if (from_eval is None) == (not from_chats):
+        raise ConfigError("give exactly one of --from-eval DIR or --from-chats")
+    records = engine(load_settings())
+    if from_eval is not None:
+        items, source = review.items_from_eval(from_eval, backend or ()), str(from_eval)
+    else:
+        if since is not None and since.tzinfo is None:
+            since = since.astimezone()
+        items, source = review.items_from_chats(records, since), "chats"
+    count = review.add_batch(records, name, source, items, per_item, limit, seed)
+    agents = "agent" if per_item == 1 else "agents"
+    err.print(f"review batch {name}: {count} answers, each to be rated by {per_item} {agents}")
+
+
+@review_app.command("list")
+@friendly_errors
+def review_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Review batches, newest first, with how far the agents have got.
+
+    Example: tunedesk review list"""
+    from chatbot import review
+    from tunedesk.db import engine
+
+    rows = review.batches(engine(load_settings()))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table("batch", "created", "source", "answers", "fully rated", "ratings")
+    for row in rows:
+        table.add_row(
+            str(row["name"]),
+            f"{row['created_at']:%Y-%m-%d %H:%M}",
+            str(row["source"]),
+            str(row["items"]),
+            f"{row['complete']} (x{row['ratings_per_item']})",
+            str(row["ratings"]),
+        )
+    Console().print(table)

@@ -81,7 +81,10 @@ class TunedeskDataLayer(SQLAlchemyDataLayer):
         rating = store.RatingIn(
             message_id=feedback.forId, kind="thumbs", thumbs=feedback.value, comment=feedback.comment
         )
-        await asyncio.to_thread(store.record_rating, self.records, rating, rater or "anonymous", "chat")
+        try:
+            await asyncio.to_thread(store.record_rating, self.records, rating, rater or "anonymous", "chat")
+        except store.RatingError:  # thumbs on a message that is not a recorded answer (a review item, a notice)
+            log.info("thumbs for %s kept in Chainlit's feedbacks only: not a recorded answer", feedback.forId)
         return await super().upsert_feedback(feedback)
 
     async def create_element(self, element: Element) -> None:

@@ -54,7 +54,7 @@ def test_a_fresh_database_gets_every_table_at_the_newest_revision(records) -> No
     assert {"azure_fine_tune_jobs", "eval_runs", "eval_scores", "eval_generations"} <= tables
     step_columns = {c["name"] for c in inspect(records).get_columns("steps")}
     assert {"autoCollapse", "icon", "defaultOpen", "command", "modes"} <= step_columns
-    assert current_revision(records) == "0002"
+    assert current_revision(records) == "0003"
 
 
 def test_a_database_from_before_migrations_keeps_its_rows(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_a_database_from_before_migrations_keeps_its_rows(tmp_path: Path) -> Non
     migrate(engine)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT run_id FROM eval_runs")).scalars().all() == ["r1"]
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     assert "ratings" in inspect(engine).get_table_names()
 
 
@@ -332,3 +332,97 @@ def test_feedback_from_an_exported_file_and_its_errors(records, tmp_path: Path) 
     assert result.exit_code == 1
     assert f"{exported}:2: field message_id is missing" in result.output
     assert not (tmp_path / "x").exists()
+
+
+# ---- review queue ---------------------------------------------------------------------------------------------
+def eval_run(tmp_path: Path) -> Path:
+    run = tmp_path / "20261123T020000-support-nightly"
+    run.mkdir()
+    rows = [
+        {
+            "backend": "smollm2",
+            "id": f"e{i}",
+            "prompt": [{"role": "user", "content": f"question {i}"}],
+            "answer": f"answer {i}",
+        }
+        for i in range(3)
+    ]
+    rows.append(
+        {"backend": "echo", "id": "e0", "prompt": [{"role": "user", "content": "question 0"}], "answer": "You said"}
+    )
+    rows.append(
+        {
+            "backend": "echo",
+            "id": "e9",
+            "prompt": [{"role": "user", "content": "q"}],
+            "answer": "",
+            "generation_error": "x",
+        }
+    )
+    (run / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    results = {"backends": {"smollm2": {"description": {"backend": "onnx", "model": "smollm2-135m"}}, "echo": {}}}
+    (run / "results.json").write_text(json.dumps(results))
+    return run
+
+
+def rate_item(records, item_id: str, rater: str, score: int = 4):
+    from chatbot import review
+
+    item = review.get_item(records, item_id)
+    rating = store.RatingIn(
+        message_id=item_id, helpfulness=score, prompt=item.prompt, answer=item.answer, backend=item.backend
+    )
+    return store.record_rating(records, rating, rater, "review")
+
+
+def test_a_review_batch_is_shared_out_until_each_answer_has_enough_raters(records, tmp_path: Path) -> None:
+    from chatbot import review
+
+    items = review.items_from_eval(eval_run(tmp_path))
+    assert len(items) == 4  # the failed generation is not there to judge
+    assert {(i["backend"], i["model"]) for i in items} == {("smollm2", "smollm2-135m"), ("echo", None)}
+    assert review.add_batch(records, "nightly", "run", items, ratings_per_item=2, limit=3, seed=1) == 3
+    with pytest.raises(ConfigError, match="'nightly' exists"):
+        review.add_batch(records, "nightly", "run", items, ratings_per_item=2)
+
+    first = review.next_item(records, "nightly", "alice")
+    assert (first.done, first.total, first.item.position) == (0, 3, 1)
+    rate_item(records, first.item.id, "alice")
+    assert review.next_item(records, "nightly", "alice").item.position == 2  # alice moves on
+    assert review.next_item(records, "nightly", "bob").item.position == 1  # bob still rates the first
+    rate_item(records, first.item.id, "bob")
+    carol = review.next_item(records, "nightly", "carol")
+    assert carol.item.position == 2  # the first has its two raters
+    for rater in ("alice", "bob"):
+        while (step := review.next_item(records, "nightly", rater)).item is not None:
+            rate_item(records, step.item.id, rater)
+    assert review.next_item(records, "nightly", "carol").item is None
+    done = review.next_item(records, "nightly", "alice")
+    assert (done.done, done.total) == (3, 3)
+    [summary] = review.batches(records)
+    assert (summary["items"], summary["complete"], summary["ratings"]) == (3, 3, 6)
+    assert review.open_batch(records, "carol") is None
+    exported = store.ratings(records, store.RatingFilter(source="review"))
+    assert len(exported) == 6 and all(r["prompt"].startswith("question") for r in exported)
+
+
+def test_review_items_from_chats_carry_their_thread(records) -> None:
+    from chatbot import review
+
+    store.record_answer(records, answer("m1", prompt="first", answer="one"))
+    store.record_answer(records, answer("m2", prompt="second", answer="two"))
+    store.record_answer(records, answer("m3", prompt="broken", answer="Sorry", error="unexpected"))
+    items = review.items_from_chats(records)
+    assert [i["prompt"] for i in items] == ["first", "second"]
+    assert items[1]["context"] == [{"role": "user", "content": "first"}, {"role": "assistant", "content": "one"}]
+    assert items[1]["origin"] == "chat:m2"
+
+
+def test_an_eval_directory_without_examples_is_a_clear_error(tmp_path: Path) -> None:
+    from chatbot import review
+
+    with pytest.raises(ConfigError, match="no examples.jsonl"):
+        review.items_from_eval(tmp_path)
+    (tmp_path / "examples.jsonl").write_text('{"backend": "x"}\n')
+    with pytest.raises(ConfigError, match=r"examples.jsonl:1: not an eval example row"):
+        review.items_from_eval(tmp_path)

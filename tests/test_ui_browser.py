@@ -237,6 +237,47 @@ def test_the_same_session_on_smollm2_onnx(chromium_browser, shared_home: Path, t
     assert rows["answers"][0]["model"] == "smollm2-135m" and rows["answers"][0]["tokens"] > 5
 
 
+def test_the_review_queue_walks_an_agent_through_a_batch_blind(chromium_browser, echo_ui: UI) -> None:
+    from chatbot import review
+
+    items = [
+        {
+            "context": [],
+            "prompt": "Can I return shoes?",
+            "answer": answer,
+            "backend": backend,
+            "model": model,
+            "origin": o,
+        }
+        for answer, backend, model, o in [
+            ("Yes, within 30 days, unworn.", "smollm2-ft", "support-ft-v3", "eval:r:1"),
+            ("No.", "baseline-bot", "gpt-4o-mini", "eval:r:2"),
+        ]
+    ]
+    engine = create_engine(f"sqlite:///{echo_ui.state / 'chat.db'}")
+    review.add_batch(engine, "nightly-1123", "test", items, ratings_per_item=1)
+    engine.dispose()
+
+    page = signed_in_page(chromium_browser, echo_ui)
+    page.locator("#chat-profiles").click()
+    page.get_by_role("option", name="Review").click()
+    page.get_by_text("1 of 2").wait_for(timeout=30_000)
+    rate(page, 5, 5, 4)
+    page.get_by_text("2 of 2").wait_for(timeout=30_000)
+    rate(page, 3, 1, 1)
+    page.get_by_text("Batch nightly-1123 is done: you rated 2 of 2").wait_for(timeout=30_000)
+    for hidden in ("smollm2-ft", "baseline-bot", "support-ft-v3", "gpt-4o-mini"):
+        assert hidden not in page.content()
+    page.close()
+
+    stored = echo_ui.rows("SELECT backend, model, correctness, source, rater FROM ratings WHERE source = 'review'")
+    assert sorted((r["backend"], r["model"], r["correctness"]) for r in stored) == [
+        ("baseline-bot", "gpt-4o-mini", 1),
+        ("smollm2-ft", "support-ft-v3", 5),
+    ]
+    assert {r["rater"] for r in stored} == {AGENT}
+
+
 def test_generation_failure_is_a_message_not_a_traceback(chromium_browser, echo_ui: UI) -> None:
     page = signed_in_page(chromium_browser, echo_ui)
     ask(page, "refund " * 200)  # more than the 400-token window minus max_new_tokens

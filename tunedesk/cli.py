@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chatbot.cli import ratings_app, users_app
+from chatbot.cli import ratings_app, review_app, users_app
 from data.cli import app as data_app
 from eval.cli import app as eval_app
 from finetune.cli import app as finetune_app
@@ -35,6 +35,7 @@ app.add_typer(finetune_app, name="finetune")
 app.add_typer(eval_app, name="eval")
 app.add_typer(users_app, name="users")
 app.add_typer(ratings_app, name="ratings")
+app.add_typer(review_app, name="review")
 db_app = typer.Typer(help="tunedesk's database: schema revision, upgrade, downgrade.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 emulator_app = typer.Typer(help="Local emulators of cloud services, to rehearse a flow offline.", no_args_is_help=True)

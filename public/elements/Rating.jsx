@@ -29,7 +29,7 @@ export default function Rating() {
   const submit = async () => {
     setStatus('saving');
     setError('');
-    const payload = { message_id: props.messageId, elementId: props.elementId, ...scores };
+    const payload = { message_id: props.messageId, elementId: props.elementId, forId: props.forId, ...scores };
     if (correction.trim()) payload.correction = correction.trim();
     try {
       const reply = await callAction({ name: 'rate', payload });
