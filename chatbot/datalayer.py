@@ -9,7 +9,8 @@ Decisions:
   error with the statement's first words and counted (``tunedesk_persistence_errors_total``), so a
   broken schema shows on ``/metrics`` instead of in nobody's logs.
 - Thumbs feedback is also written to tunedesk's ``ratings`` table first, and that write must succeed
-  before Chainlit's own row is touched: a thumb the UI reports as given is a stored thumb.
+  before Chainlit's own row is touched: a thumb the UI reports as given is a stored thumb. Thumbs on a
+  message that is no recorded answer (a review item, a notice) stay in Chainlit's ``feedbacks`` only.
 - Custom elements (the 1-5 rating widget) carry only props, so they are stored as rows without a blob
   storage; other elements (uploads) still need one and are skipped with Chainlit's warning. An element
   can be sent before the thread's first row is written (steps are queued until the first message is

@@ -67,9 +67,9 @@ def caller(request: Request) -> users.Signed:
                 user = decode_jwt(token)
             except Exception:
                 user = None
-            if user is not None:
-                role = (user.metadata or {}).get("role", "agent")
-                return users.Signed(name=user.identifier, role=role if role in users.ROLES else "agent")
+            if user is not None:  # the role as it is now, not as it was at sign-in (a demotion takes effect)
+                known = users.all_users(settings).get(user.identifier)
+                return users.Signed(name=user.identifier, role=known.role if known else "agent")
     raise HTTPException(401, "sign in, or send 'Authorization: Bearer <token>' (tunedesk users token NAME)")
 
 

@@ -148,6 +148,22 @@ def test_nothing_but_health_and_login_without_signing_in(chromium_browser, echo_
         assert refused.value.code == 401, path
 
 
+def test_a_signed_in_session_reaches_the_api_with_its_current_role(chromium_browser, echo_ui: UI) -> None:
+    from tunedesk import users
+    from tunedesk.settings import Settings
+
+    page = signed_in_page(chromium_browser, echo_ui)
+    assert page.request.get(echo_ui.url + "/metrics").status == 200
+    assert page.request.get(echo_ui.url + "/api/ratings").status == 403  # an agent may not export
+    settings = Settings(users_file=echo_ui.state / "users.yaml")
+    users.add(settings, AGENT, PASSWORD, "admin")  # promoted: the same session may now export
+    try:
+        assert page.request.get(echo_ui.url + "/api/ratings?format=csv").status == 200
+    finally:
+        users.add(settings, AGENT, PASSWORD, "agent")
+    page.close()
+
+
 def test_wrong_password_is_refused(chromium_browser, echo_ui: UI) -> None:
     page = chromium_browser.new_page()
     page.goto(echo_ui.url)
