@@ -20,12 +20,13 @@ from typing import Any
 
 import chainlit as cl
 from chainlit.auth import get_configured_oauth_providers
+from chainlit.input_widget import Slider
 from chainlit.types import ThreadDict
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from chatbot import review, store
-from chatbot.backends import Backend, load_backend, params_from
+from chatbot.backends import Backend, GenerationParams, load_backend, params_from
 from chatbot.conversation import Message, respond
 from chatbot.telemetry import ANSWER_SECONDS, ERRORS, TOKENS, TTFT_SECONDS, count_rating
 from tunedesk import users
@@ -110,11 +111,44 @@ def reviewing() -> bool:
     return cl.user_session.get("chat_profile") == "Review"
 
 
+async def send_chat_settings() -> None:
+    """Per-conversation generation settings (the gear by the composer); the server's settings are the start."""
+    current = settings()
+    await cl.ChatSettings(
+        [
+            Slider(id="temperature", label="Temperature (0 = greedy)", initial=current.temperature, max=2, step=0.1),
+            Slider(
+                id="max_new_tokens",
+                label="Longest answer (tokens)",
+                initial=current.max_new_tokens,
+                min=16,
+                max=max(1024, current.max_new_tokens),
+                step=16,
+            ),
+        ]
+    ).send()
+
+
+def generation_params() -> GenerationParams:
+    """The configured parameters with this conversation's chat settings on top (Chainlit keeps them in the session)."""
+    params = params_from(settings())
+    chosen = cl.user_session.get("chat_settings") or {}
+    return GenerationParams.model_validate(
+        params.model_dump()
+        | {
+            "temperature": float(chosen.get("temperature", params.temperature)),
+            "max_new_tokens": int(chosen.get("max_new_tokens", params.max_new_tokens)),
+        }
+    )
+
+
 @cl.on_chat_start
 async def start() -> None:
     cl.user_session.set("history", [])
     if reviewing():
         await show_next_review()
+    else:
+        await send_chat_settings()
 
 
 async def show_next_review() -> None:
@@ -156,6 +190,7 @@ async def resume(thread: ThreadDict) -> None:
         elif step.get("type") == "assistant_message" and history and history[-1]["role"] == "user":
             history.append({"role": "assistant", "content": step.get("output") or ""})
     cl.user_session.set("history", history)
+    await send_chat_settings()
 
 
 def _rater() -> str:
@@ -178,7 +213,7 @@ async def on_message(message: cl.Message) -> None:
     error: str | None = None
     try:
         chat_backend = await backend()
-        async for piece in respond(chat_backend, turn, params_from(current), current.system_prompt):
+        async for piece in respond(chat_backend, turn, generation_params(), current.system_prompt):
             if first is None:
                 first = time.perf_counter() - started
             pieces += 1

@@ -304,6 +304,25 @@ def test_generation_failure_is_a_message_not_a_traceback(chromium_browser, echo_
     assert {"ContextOverflowError"} <= {row["error"] for row in errors}
 
 
+def test_chat_settings_change_this_conversation_only(chromium_browser, echo_ui: UI) -> None:
+    """Longest answer at its minimum (16 tokens): echo stops after 16 words, in this conversation only."""
+    long_question = " ".join(f"word{i}" for i in range(40))
+    page = signed_in_page(chromium_browser, echo_ui)
+    page.locator("#chat-settings-open-modal").click()
+    page.locator("[role=dialog] [role=slider]").nth(1).focus()
+    page.keyboard.press("Home")
+    page.locator("[role=dialog] #confirm").click()
+    ask(page, long_question)
+    answered(page, 1)
+    page.close()
+    other = signed_in_page(chromium_browser, echo_ui)
+    ask(other, long_question)
+    answered(other, 1)
+    other.close()
+    rows = echo_ui.rows(f"SELECT tokens FROM chat_answers WHERE prompt = '{long_question}' ORDER BY created_at")
+    assert [r["tokens"] for r in rows] == [16, 42]  # "You", "said:" and 40 words under the default 256
+
+
 def test_starters_offer_support_questions(chromium_browser, echo_ui: UI) -> None:
     page = signed_in_page(chromium_browser, echo_ui)
     page.get_by_text("Return a product").click(timeout=30_000)
