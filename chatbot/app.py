@@ -20,7 +20,7 @@ from typing import Any
 
 import chainlit as cl
 from chainlit.auth import get_configured_oauth_providers
-from chainlit.input_widget import Slider
+from chainlit.input_widget import InputWidget, Slider
 from chainlit.types import ThreadDict
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -114,19 +114,18 @@ def reviewing() -> bool:
 async def send_chat_settings() -> None:
     """Per-conversation generation settings (the gear by the composer); the server's settings are the start."""
     current = settings()
-    await cl.ChatSettings(
-        [
-            Slider(id="temperature", label="Temperature (0 = greedy)", initial=current.temperature, max=2, step=0.1),
-            Slider(
-                id="max_new_tokens",
-                label="Longest answer (tokens)",
-                initial=current.max_new_tokens,
-                min=16,
-                max=max(1024, current.max_new_tokens),
-                step=16,
-            ),
-        ]
-    ).send()
+    widgets: list[InputWidget] = [
+        Slider(id="temperature", label="Temperature (0 = greedy)", initial=current.temperature, max=2, step=0.1),
+        Slider(
+            id="max_new_tokens",
+            label="Longest answer (tokens)",
+            initial=current.max_new_tokens,
+            min=16,
+            max=max(1024, current.max_new_tokens),
+            step=16,
+        ),
+    ]
+    await cl.ChatSettings(widgets).send()
 
 
 def generation_params() -> GenerationParams:
