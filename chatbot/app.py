@@ -30,7 +30,7 @@ from chatbot.backends import Backend, GenerationParams, load_backend, params_fro
 from chatbot.conversation import Message, respond
 from chatbot.telemetry import ANSWER_SECONDS, ERRORS, TOKENS, TTFT_SECONDS, count_rating
 from tunedesk import users
-from tunedesk.errors import ContentFilteredError, TunedeskError
+from tunedesk.errors import ContentFilteredError, TunedeskError, validation_problems
 from tunedesk.settings import Settings, load_settings
 
 log = logging.getLogger("tunedesk.chat")
@@ -302,7 +302,6 @@ async def rate(action: cl.Action) -> dict[str, Any]:
 
 def _short(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        return f"{field}: {first['msg']}" if field else first["msg"]
+        field, message = validation_problems(exc)[0]
+        return f"{field}: {message}" if field else message
     return str(exc)

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from tunedesk import users
+from tunedesk.errors import validation_problems
 from tunedesk.settings import load_settings
 
 log = logging.getLogger("tunedesk.server")
@@ -140,9 +141,7 @@ async def post_rating(who: Caller, request: Request) -> dict[str, Any]:
     try:
         rating = store.RatingIn.model_validate_json(await request.body())
     except ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in error["loc"]), "message": error["msg"]} for error in exc.errors()
-        ]
+        problems = [{"field": field, "message": message} for field, message in validation_problems(exc)]
         raise HTTPException(422, problems) from None
     try:
         row = await run_in_threadpool(store.record_rating, engine(settings), rating, who.name, "api")

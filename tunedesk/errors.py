@@ -1,5 +1,7 @@
 """The errors tunedesk raises on purpose: the CLI prints their message, never a traceback."""
 
+from typing import Any
+
 
 class TunedeskError(Exception):
     """Base class: a problem the user can fix, with a message that says how."""
@@ -39,3 +41,8 @@ class ContentFilteredError(GenerationError):
         super().__init__(self.REFUSAL)
         self.where = where
         self.categories = categories
+
+
+def validation_problems(exc: Any) -> list[tuple[str, str]]:
+    """``(field, message)`` for each error of a pydantic ``ValidationError`` (field "" for the whole model)."""
+    return [(".".join(str(part) for part in error["loc"]), error["msg"]) for error in exc.errors()]

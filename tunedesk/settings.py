@@ -23,7 +23,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from tunedesk.errors import ConfigError
+from tunedesk.errors import ConfigError, validation_problems
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly and precise customer-support assistant for an online store. "
@@ -127,8 +127,6 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in err['loc']) or 'settings'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{field or 'settings'}: {message}" for field, message in validation_problems(exc))
         where = f" (from {config_file} or TUNEDESK_* variables)" if config_file else " (from TUNEDESK_* variables)"
         raise ConfigError(f"invalid settings{where}: {problems}") from None

@@ -29,7 +29,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from tunedesk.errors import ConfigError
+from tunedesk.errors import ConfigError, validation_problems
 from tunedesk.files import write_text_atomically
 from tunedesk.settings import Settings
 
@@ -87,9 +87,8 @@ def _validated(raw: dict, where: str) -> dict[str, User]:
         try:
             users[str(name)] = User.model_validate(entry or {})
         except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise ConfigError(f"{where}: user {name!r}, field {field or 'entry'}: {first['msg']}") from None
+            field, message = validation_problems(exc)[0]
+            raise ConfigError(f"{where}: user {name!r}, field {field or 'entry'}: {message}") from None
     return users
 
 
