@@ -162,9 +162,10 @@ async def show_next_review() -> None:
     cl.user_session.set("review_batch", batch)
     step = await asyncio.to_thread(review.next_item, records(), batch, rater)
     if step.item is None:
-        cl.user_session.set("review_batch", None)
         await cl.Message(content=f"Batch **{batch}** is done: you rated {step.done} of {step.total}. Thank you!").send()
-        if await asyncio.to_thread(review.open_batch, records(), rater):
+        following = await asyncio.to_thread(review.open_batch, records(), rater)
+        cl.user_session.set("review_batch", following)
+        if following:
             await show_next_review()
         return
     item = step.item

@@ -190,7 +190,8 @@ def add_batch(
     return len(chosen)
 
 
-def _raters_per_item(batch: str):  # type: ignore[no-untyped-def]
+def _raters_per_item():  # type: ignore[no-untyped-def]
+    """Distinct review raters per item id (items nobody rated are absent)."""
     r = ratings_table.c
     return (
         select(r.message_id, func.count(distinct(r.rater)).label("raters"))
@@ -210,7 +211,7 @@ def next_item(engine: Engine, batch: str, rater: str) -> Next:
         total = conn.execute(select(func.count()).where(i.batch == batch)).scalar_one()
         mine = select(r.message_id).where(r.rater == rater, r.kind == "scores", r.source == "review")
         done = conn.execute(select(func.count()).where(i.batch == batch, i.id.in_(mine))).scalar_one()
-        counts = _raters_per_item(batch)
+        counts = _raters_per_item()
         row = (
             conn.execute(
                 select(items_table)
@@ -245,26 +246,28 @@ def _item(row: dict[str, Any]) -> Item:
 def batches(engine: Engine) -> list[dict[str, Any]]:
     """Every batch, newest first, with its items, ratings given and items fully rated."""
     b, i = batches_table.c, items_table.c
+    counts = _raters_per_item()
     with engine.connect() as conn:
         rows = [dict(row) for row in conn.execute(select(batches_table).order_by(b.created_at.desc())).mappings()]
-        for batch in rows:
-            counts = _raters_per_item(batch["name"])
-            per_item = conn.execute(
-                select(func.coalesce(counts.c.raters, 0))
-                .select_from(items_table)
-                .outerjoin(counts, counts.c.message_id == i.id)
-                .where(i.batch == batch["name"])
-            ).scalars()
-            raters = list(per_item)
-            batch["items"] = len(raters)
-            batch["ratings"] = sum(raters)
-            batch["complete"] = sum(1 for n in raters if n >= batch["ratings_per_item"])
+        per_item = conn.execute(
+            select(i.batch, func.coalesce(counts.c.raters, 0)).outerjoin(counts, counts.c.message_id == i.id)
+        ).all()
+    raters: dict[str, list[int]] = {}
+    for batch, count in per_item:
+        raters.setdefault(batch, []).append(count)
+    for batch in rows:
+        mine = raters.get(batch["name"], [])
+        batch["items"] = len(mine)
+        batch["ratings"] = sum(mine)
+        batch["complete"] = sum(1 for n in mine if n >= batch["ratings_per_item"])
     return rows
 
 
 def open_batch(engine: Engine, rater: str) -> str | None:
     """The newest batch that still has an item for ``rater``."""
-    for batch in batches(engine):
-        if next_item(engine, batch["name"], rater).item is not None:
-            return str(batch["name"])
+    with engine.connect() as conn:
+        names = conn.execute(select(batches_table.c.name).order_by(batches_table.c.created_at.desc())).scalars().all()
+    for name in names:
+        if next_item(engine, name, rater).item is not None:
+            return str(name)
     return None
