@@ -77,8 +77,12 @@ class TunedeskDataLayer(SQLAlchemyDataLayer):
                 return None
 
     async def upsert_feedback(self, feedback: Feedback) -> str:
-        user = await self._get_user_id_by_thread(feedback.threadId) if feedback.threadId else None
-        rater = await self._get_user_identifer_by_id(user) if user else None
+        rater = None
+        if feedback.threadId:
+            try:
+                rater = await self.get_thread_author(feedback.threadId)  # one query: threads."userIdentifier"
+            except ValueError:  # Chainlit's way of saying the thread has no author
+                rater = None
         rating = store.RatingIn(
             message_id=feedback.forId, kind="thumbs", thumbs=feedback.value, comment=feedback.comment
         )
