@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tunedesk.console import err, friendly_errors
+from tunedesk.console import err, friendly_errors, local_time
 from tunedesk.errors import ConfigError
 from tunedesk.settings import load_settings
 
@@ -113,9 +113,7 @@ def ratings_export(
 
     if format not in ("jsonl", "csv"):
         raise ConfigError(f"--format {format!r}: choose jsonl or csv")
-    if since is not None and since.tzinfo is None:
-        since = since.astimezone()
-    where = store.RatingFilter(since=since, rater=rater, backend=backend, history=history)
+    where = store.RatingFilter(since=local_time(since), rater=rater, backend=backend, history=history)
     rows = store.ratings(engine(load_settings()), where)
     text = store.to_csv(rows) if format == "csv" else store.to_jsonl(rows)
     if out is None:
@@ -151,9 +149,7 @@ def review_add(
     if from_eval is not None:
         items, source = review.items_from_eval(from_eval, backend or ()), str(from_eval)
     else:
-        if since is not None and since.tzinfo is None:
-            since = since.astimezone()
-        items, source = review.items_from_chats(records, since), "chats"
+        items, source = review.items_from_chats(records, local_time(since)), "chats"
     count = review.add_batch(records, name, source, items, per_item, limit, seed)
     agents = "agent" if per_item == 1 else "agents"
     err.print(f"review batch {name}: {count} answers, each to be rated by {per_item} {agents}")

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tunedesk.console import err, friendly_errors
+from tunedesk.console import err, friendly_errors, local_time
 from tunedesk.errors import ConfigError
 from tunedesk.settings import load_settings
 
@@ -274,9 +274,7 @@ def export_feedback(
     from data.feedback import build, write
 
     settings = load_settings()
-    start = datetime.fromisoformat(since) if since else None
-    if start is not None and start.tzinfo is None:
-        start = start.astimezone()
+    start = local_time(datetime.fromisoformat(since)) if since else None
     threads: dict[str, list[dict[str, Any]]] = {}
     failed: frozenset[str] = frozenset()
     if ratings_file is not None:
@@ -317,25 +315,22 @@ def _ratings_from_database(
 
 
 def _ratings_from_file(path: Path, since: Any) -> list[dict[str, Any]]:
+    """Ratings from a GET /api/ratings JSONL export, read like every other input file (``read_records``)."""
     from datetime import datetime
 
+    from chatbot.store import EXPORT_COLUMNS
+    from data.records import read_records
     from data.support_chat import DataError
 
     required = ("id", "kind", "message_id", "rater", "created_at")
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: not JSON ({exc.msg})") from None
+    for number, row in read_records(path, EXPORT_COLUMNS, fmt="jsonl"):
         missing = [name for name in required if not row.get(name)]
         if missing:
             raise DataError(f"{path}:{number}: field {missing[0]} is missing (a GET /api/ratings export has it)")
         try:
-            created = datetime.fromisoformat(row["created_at"])
-        except (TypeError, ValueError):
+            created = datetime.fromisoformat(str(row["created_at"]))
+        except ValueError:
             raise DataError(f"{path}:{number}: field created_at is not an ISO time: {row['created_at']!r}") from None
         if since is None or created >= since:
             rows.append(row)

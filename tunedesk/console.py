@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import typer
@@ -30,3 +31,8 @@ def friendly_errors(func: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def local_time(moment: datetime | None) -> datetime | None:
+    """A time given on the command line; without a zone it is the user's local time (stored times are UTC)."""
+    return moment.astimezone() if moment is not None and moment.tzinfo is None else moment
