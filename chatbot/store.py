@@ -82,8 +82,26 @@ ratings_table = Table(
     Column("correction", Text),
     Column("supersedes", String(36), ForeignKey("ratings.id")),
 )
+outcomes_table = Table(
+    "chat_outcomes",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(16), nullable=False),  # survey | escalation
+    Column("thread_id", String(64), nullable=False),
+    Column("user", String(255), nullable=False),
+    Column("message_id", String(64)),
+    Column("backend", String(64)),
+    Column("model", String(512)),
+    Column("resolved", Integer),
+    Column("csat", Integer),
+    Column("comment", Text),
+    Column("reason", String(32)),  # escalation: user_request | bot_unsure
+    Column("supersedes", String(36), ForeignKey("chat_outcomes.id")),
+)
 SCORES = ("naturalness", "correctness", "helpfulness")
 EXPORT_COLUMNS = [column.name for column in ratings_table.columns]
+OUTCOME_COLUMNS = [column.name for column in outcomes_table.columns]
 Source = Literal["chat", "review", "api"]
 
 
@@ -244,6 +262,99 @@ def current_scores(engine: Engine, message_ids: Sequence[str], rater: str) -> di
     return {row["message_id"]: {k: row[k] for k in (*SCORES, "correction")} for row in rows}
 
 
+class SurveyIn(BaseModel):
+    """The end-of-conversation survey: was the issue resolved, and how satisfied (1-5) the user is."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    resolved: bool | None = None
+    csat: int | None = Field(default=None, ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _answered(self) -> SurveyIn:
+        if self.resolved is None and self.csat is None:
+            raise ValueError("answer at least one: resolved (yes/no) or satisfaction (1-5)")
+        return self
+
+
+Escalation = Literal["user_request", "bot_unsure"]
+
+
+def _last_answer(conn: Any, thread_id: str) -> dict[str, Any]:
+    a = answers_table.c
+    query = select(a.message_id, a.backend, a.model).where(a.thread_id == thread_id)
+    row = conn.execute(query.order_by(a.created_at.desc()).limit(1)).mappings().first()
+    return dict(row) if row else {"message_id": None, "backend": None, "model": None}
+
+
+def record_survey(engine: Engine, thread_id: str, user: str, survey: SurveyIn) -> dict[str, Any]:
+    """Store ``user``'s survey of a conversation; a second one supersedes the first (history is kept)."""
+    o = outcomes_table.c
+    with engine.begin() as conn:
+        superseded = select(o.supersedes).where(o.supersedes.is_not(None))
+        previous = conn.execute(
+            select(o.id).where(o.thread_id == thread_id, o.user == user, o.kind == "survey", o.id.not_in(superseded))
+        ).scalar()
+        row = {
+            "id": str(uuid.uuid4()),
+            "created_at": datetime.now(UTC),
+            "kind": "survey",
+            "thread_id": thread_id,
+            "user": user,
+            **_last_answer(conn, thread_id),
+            "resolved": None if survey.resolved is None else int(survey.resolved),
+            "csat": survey.csat,
+            "comment": survey.comment or None,
+            "reason": None,
+            "supersedes": previous,
+        }
+        conn.execute(insert(outcomes_table).values(**row))
+    return row
+
+
+def record_escalation(engine: Engine, thread_id: str, user: str, reason: Escalation) -> dict[str, Any]:
+    """Record that a conversation was handed to a human, and why."""
+    with engine.begin() as conn:
+        row = {
+            "id": str(uuid.uuid4()),
+            "created_at": datetime.now(UTC),
+            "kind": "escalation",
+            "thread_id": thread_id,
+            "user": user,
+            **_last_answer(conn, thread_id),
+            "resolved": None,
+            "csat": None,
+            "comment": None,
+            "reason": reason,
+            "supersedes": None,
+        }
+        conn.execute(insert(outcomes_table).values(**row))
+    return row
+
+
+def outcomes(
+    engine: Engine,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    kind: str | None = None,
+    history: bool = False,
+) -> list[dict[str, Any]]:
+    """Surveys and escalations oldest first; a changed survey counts once unless ``history``."""
+    o = outcomes_table.c
+    query = select(outcomes_table)
+    if not history:
+        query = query.where(o.id.not_in(select(o.supersedes).where(o.supersedes.is_not(None))))
+    if since:
+        query = query.where(o.created_at >= since)
+    if until:
+        query = query.where(o.created_at < until)
+    if kind:
+        query = query.where(o.kind == kind)
+    with engine.connect() as conn:
+        rows = conn.execute(query.order_by(o.created_at, o.id)).mappings().all()
+    return [_aware(dict(row)) for row in rows]
+
+
 def _aware(row: dict[str, Any]) -> dict[str, Any]:
     created = row["created_at"]
     if created.tzinfo is None:  # SQLite hands back naive datetimes; they were written in UTC
@@ -255,9 +366,9 @@ def to_jsonl(rows: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(row, default=_iso, ensure_ascii=False) + "\n" for row in rows)
 
 
-def to_csv(rows: Iterable[dict[str, Any]]) -> str:
+def to_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str] = EXPORT_COLUMNS) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({key: _iso(value) if isinstance(value, datetime) else value for key, value in row.items()})

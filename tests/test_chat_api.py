@@ -102,4 +102,4 @@ def test_metrics_and_health(api) -> None:
     assert 'tunedesk_ratings_total{field="naturalness",score="5"}' in metrics.text
     assert "# HELP tunedesk_answer_seconds Time to the whole answer" in metrics.text
     health = httpx.get(ui.url + "/healthz").json()
-    assert health == {"status": "ok", "database": "ok", "schema": "0003", "backend": "echo", "model": "smollm2-135m"}
+    assert health == {"status": "ok", "database": "ok", "schema": "0004", "backend": "echo", "model": "smollm2-135m"}

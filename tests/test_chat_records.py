@@ -50,11 +50,11 @@ def answer(message_id: str = "m1", **changes) -> store.Answer:
 # ---- migrations -----------------------------------------------------------------------------------------------
 def test_a_fresh_database_gets_every_table_at_the_newest_revision(records) -> None:
     tables = set(inspect(records).get_table_names())
-    assert {"users", "threads", "steps", "elements", "feedbacks", "ratings", "chat_answers"} <= tables
+    assert {"users", "threads", "steps", "elements", "feedbacks", "ratings", "chat_answers", "chat_outcomes"} <= tables
     assert {"azure_fine_tune_jobs", "eval_runs", "eval_scores", "eval_generations"} <= tables
     step_columns = {c["name"] for c in inspect(records).get_columns("steps")}
     assert {"autoCollapse", "icon", "defaultOpen", "command", "modes"} <= step_columns
-    assert current_revision(records) == "0003"
+    assert current_revision(records) == "0004"
 
 
 def test_a_database_from_before_migrations_keeps_its_rows(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_a_database_from_before_migrations_keeps_its_rows(tmp_path: Path) -> Non
     migrate(engine)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT run_id FROM eval_runs")).scalars().all() == ["r1"]
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
     assert "ratings" in inspect(engine).get_table_names()
 
 
@@ -166,6 +166,40 @@ def test_the_database_refuses_a_score_outside_one_to_five(records) -> None:
             text(
                 "INSERT INTO ratings (id, created_at, rater, source, kind, message_id, naturalness) "
                 "VALUES ('x', '2026-01-01', 'a', 'chat', 'scores', 'm', 9)"
+            )
+        )
+
+
+# ---- how conversations ended ------------------------------------------------------------------------------------
+def test_a_survey_names_the_answer_it_followed_and_a_second_one_supersedes_it(records) -> None:
+    store.record_answer(records, answer("m1"))
+    store.record_answer(records, answer("m2", backend="azure", model="ft:gpt-4o-mini"))
+    first = store.record_survey(records, "t1", "alice", store.SurveyIn(resolved=False, csat=2))
+    second = store.record_survey(records, "t1", "alice", store.SurveyIn(resolved=True, csat=4, comment=" thanks "))
+    assert (second["message_id"], second["backend"], second["supersedes"]) == ("m2", "azure", first["id"])
+    store.record_survey(records, "t1", "bob", store.SurveyIn(csat=5))  # another person's survey stands beside it
+    current = store.outcomes(records, kind="survey")
+    assert [(r["user"], r["resolved"], r["csat"], r["comment"]) for r in current] == [
+        ("alice", 1, 4, "thanks"),
+        ("bob", None, 5, None),
+    ]
+    assert len(store.outcomes(records, kind="survey", history=True)) == 3
+
+
+def test_an_empty_survey_and_an_unknown_escalation_reason_are_refused(records) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(ValidationError, match="resolved"):
+        store.SurveyIn(comment="no answer given")
+    with pytest.raises(ValidationError, match="csat"):
+        store.SurveyIn(csat=6)
+    escalated = store.record_escalation(records, "t9", "carol", "user_request")
+    assert (escalated["kind"], escalated["reason"], escalated["message_id"]) == ("escalation", "user_request", None)
+    with pytest.raises(IntegrityError), records.begin() as conn:  # the database holds the rule for any writer
+        conn.execute(
+            text(
+                "INSERT INTO chat_outcomes (id, created_at, kind, thread_id, user, reason) "
+                "VALUES ('x', '2026-01-01', 'escalation', 't', 'a', 'bored')"
             )
         )
 
