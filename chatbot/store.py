@@ -59,6 +59,7 @@ answers_table = Table(
     Column("total_s", Float),
     Column("tokens", Integer),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sources", Text),  # JSON: the policy sections the answer was given
 )
 ratings_table = Table(
     "ratings",
@@ -151,11 +152,15 @@ class Answer:
     ttft_s: float | None = None
     total_s: float | None = None
     tokens: int | None = None
+    sources: Sequence[dict[str, Any]] = ()  # policy passages: source, section, score (text is not repeated)
 
 
 def record_answer(engine: Engine, answer: Answer) -> None:
+    row = answer.__dict__ | {
+        "sources": json.dumps([{k: s[k] for k in ("source", "section", "score")} for s in answer.sources])
+    }
     with engine.begin() as conn:
-        conn.execute(insert(answers_table).values(**answer.__dict__, created_at=datetime.now(UTC)))
+        conn.execute(insert(answers_table).values(**row, created_at=datetime.now(UTC)))
 
 
 def _current(rater: str | None = None) -> Select[Any]:

@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="Device for the local backend: auto, cpu, cuda.")
     context_window: int = Field(2048, ge=64, description="Tokens of prompt + answer a backend may use.")
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt of the support bot.")
+    grounding: bool = Field(True, description="Put the best-matching policy passages into the support prompt.")
+    policy: Path | None = Field(
+        None, description="Policy file or folder (Markdown/text) for grounding; default: the sample store's policy."
+    )
+    policy_top_k: int = Field(3, ge=1, le=20, description="Most policy passages put into one prompt.")
+    policy_min_score: float = Field(
+        0.35, ge=-1.0, le=1.0, description="Least cosine similarity (all-MiniLM-L6-v2) of a passage to be used."
+    )
     max_new_tokens: int = Field(256, ge=1, description="Longest answer, in tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 means greedy decoding.")
     top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass (when sampling).")
@@ -97,7 +105,7 @@ class Settings(BaseSettings):
     azure_max_retries: int = Field(4, ge=0, le=20, description="Retries of a 429/5xx/dropped connection.")
     azure_timeout_s: float = Field(60.0, gt=0, description="Seconds before one Azure request times out.")
 
-    @field_validator("home", "users_file", mode="before")
+    @field_validator("home", "users_file", "policy", mode="before")
     @classmethod
     def _expand_home(cls, value: Any) -> Any:
         return Path(value).expanduser() if isinstance(value, str | Path) else value

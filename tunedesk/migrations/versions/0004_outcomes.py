@@ -1,4 +1,5 @@
-"""How conversations ended: the customer's resolved yes/no and 1-5 satisfaction, and escalations to a human.
+"""How conversations ended (the customer's resolved yes/no and 1-5 satisfaction, escalations to a human),
+and which policy sections each answer was given.
 
 Revision ID: 0004
 Revises: 0003
@@ -42,7 +43,11 @@ def upgrade() -> None:
         ),
     )
     op.create_index("chat_outcomes_created", "chat_outcomes", ["created_at"])
+    with op.batch_alter_table("chat_answers") as table:  # batch: SQLite alters by copying the table
+        table.add_column(sa.Column("sources", sa.Text))  # JSON: [{"source", "section", "score"}]
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("chat_answers") as table:
+        table.drop_column("sources")
     op.drop_table("chat_outcomes")
