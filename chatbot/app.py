@@ -5,9 +5,13 @@ database and passes the backend and model through ``TUNEDESK_*`` variables. The 
 process, in a worker thread, and every chat session shares it. A failure becomes a message in the chat,
 not a traceback.
 
-Every answer is recorded (``chat_answers``) with the backend, model and timings before its rating widget
-appears, so a rating always has an answer to point at. The widget (``public/elements/Rating.jsx``) posts
-through the ``rate`` action, whose reply comes only after the rating is committed.
+Every answer is recorded (``chat_answers``) with the backend, model, timings and the policy sections it was
+given, before its rating widget appears, so a rating always has an answer to point at. The widget
+(``public/elements/Rating.jsx``) posts through the ``rate`` action, whose reply comes only after the rating
+is committed; the end-of-chat survey (``Survey.jsx``, ``survey`` action) works the same way.
+
+A conversation ends when the customer presses "End chat" under the latest answer, says only thanks or
+goodbye, or is handed over to a person (asked for, or the bot unsure: ``chatbot.guardrails``).
 """
 
 from __future__ import annotations
@@ -20,13 +24,13 @@ from typing import Any
 
 import chainlit as cl
 from chainlit.auth import get_configured_oauth_providers
-from chainlit.input_widget import InputWidget, Slider
+from chainlit.input_widget import InputWidget, Select, Slider, TextInput
 from chainlit.types import ThreadDict
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from chatbot import review, store
-from chatbot.backends import Backend, GenerationParams, load_backend, params_from
+from chatbot import grounding, guardrails, review, store
+from chatbot.backends import BACKENDS, Backend, GenerationParams, load_backend, params_from
 from chatbot.conversation import Message, respond
 from chatbot.telemetry import ANSWER_SECONDS, ERRORS, TOKENS, TTFT_SECONDS, count_rating
 from tunedesk import users
@@ -55,9 +59,43 @@ def records() -> Engine:
     return engine(settings())
 
 
-async def backend() -> Backend:
+HANDOFF = (
+    "I have passed this conversation to a colleague from our customer care team. They can see the whole chat "
+    "and will get back to you."
+)
+
+
+def is_admin() -> bool:
+    """The signed-in user's role as the users file says now (a demotion takes effect at once)."""
+    known = users.all_users(settings()).get(_rater())
+    return known is not None and known.role == "admin"
+
+
+def chosen_model() -> tuple[str, str]:
+    """This conversation's backend and model: an admin's choice in the chat settings, else the server's."""
     current = settings()
-    return await asyncio.to_thread(load_backend, current.backend, current)
+    chosen = cl.user_session.get("chat_settings") or {}
+    if not chosen.get("backend") or not cl.user_session.get("admin"):
+        return current.backend, current.model
+    return str(chosen["backend"]), str(chosen.get("model") or current.model).strip() or current.model
+
+
+async def backend(name: str, model: str) -> Backend:
+    """The backend, loaded once per process and configuration (in a worker thread) and shared by every chat."""
+    current = settings()
+    if (name, model) != (current.backend, current.model):
+        current = current.model_copy(update={"backend": name, "model": model})
+    return await asyncio.to_thread(load_backend, name, current)
+
+
+def policy_hits(history: list[Message]) -> list[grounding.Hit] | None:
+    """The policy passages for the customer's latest message; None when grounding is off."""
+    current = settings()
+    if not current.grounding:
+        return None
+    index = grounding.load_index(current.policy or grounding.SAMPLE_POLICY)
+    asked = [turn["content"] for turn in history if turn["role"] == "user"]
+    return index.search(asked, current.policy_top_k, current.policy_min_score)
 
 
 @cl.data_layer
@@ -112,9 +150,24 @@ def reviewing() -> bool:
 
 
 async def send_chat_settings() -> None:
-    """Per-conversation generation settings (the gear by the composer); the server's settings are the start."""
+    """Per-conversation settings (the gear by the composer), starting from the server's.
+
+    Admins also choose the backend and model, to try a new fine-tune before it goes to everyone."""
     current = settings()
-    widgets: list[InputWidget] = [
+    admin = await asyncio.to_thread(is_admin)
+    cl.user_session.set("admin", admin)
+    widgets: list[InputWidget] = []
+    if admin:
+        choices = [current.backend, *(name for name in BACKENDS if name != current.backend)]
+        widgets += [
+            Select(id="backend", label="Backend (admins)", values=choices, initial_value=current.backend),
+            TextInput(
+                id="model",
+                label="Model: registry name, run directory or hub id (admins)",
+                initial=current.model,
+            ),
+        ]
+    widgets += [
         Slider(id="temperature", label="Temperature (0 = greedy)", initial=current.temperature, max=2, step=0.1),
         Slider(
             id="max_new_tokens",
@@ -203,17 +256,24 @@ async def on_message(message: cl.Message) -> None:
     if reviewing():
         await cl.Message(content="This is the review queue: rate the answer above. Switch to Support to chat.").send()
         return
+    if guardrails.wants_human(message.content):
+        await hand_over("user_request")
+        return
     history: list[Message] = cl.user_session.get("history") or []
     turn: list[Message] = [*history, {"role": "user", "content": message.content}]
     answer = cl.Message(content="")
     current = settings()
+    backend_name, model_name = chosen_model()
     started = time.perf_counter()
     first: float | None = None
     pieces = 0
     error: str | None = None
+    hits: list[grounding.Hit] | None = None
     try:
-        chat_backend = await backend()
-        async for piece in respond(chat_backend, turn, generation_params(), current.system_prompt):
+        hits = await asyncio.to_thread(policy_hits, turn)
+        prompt = current.system_prompt if hits is None else grounding.grounded_prompt(current.system_prompt, hits)
+        chat_backend = await backend(backend_name, model_name)
+        async for piece in respond(chat_backend, turn, generation_params(), prompt):
             if first is None:
                 first = time.perf_counter() - started
             pieces += 1
@@ -229,32 +289,101 @@ async def on_message(message: cl.Message) -> None:
         answer.content = "Sorry, something went wrong while generating the answer. Please try again."
     total = time.perf_counter() - started
     run = cl.context.current_run
+    sources = grounding.sources(hits or [])
     record = store.Answer(
         message_id=answer.id,
         run_id=run.id if run else None,
         thread_id=cl.context.session.thread_id,
         user=_rater(),
         profile=cl.user_session.get("chat_profile"),
-        backend=current.backend,
-        model=current.model,
+        backend=backend_name,
+        model=model_name,
         prompt=message.content,
         answer=answer.content,
         error=error,
         ttft_s=first,
         total_s=total,
         tokens=pieces,
+        sources=sources,
     )
     await asyncio.to_thread(store.record_answer, records(), record)  # before send: thumbs appear with it
+    await move_end_chat(answer)
     await answer.send()
     if error:
-        ERRORS.labels(backend=current.backend, kind=error).inc()
+        ERRORS.labels(backend=backend_name, kind=error).inc()
         return
-    ANSWER_SECONDS.labels(backend=current.backend).observe(total)
+    ANSWER_SECONDS.labels(backend=backend_name).observe(total)
     if first is not None:
-        TTFT_SECONDS.labels(backend=current.backend).observe(first)
-    TOKENS.labels(backend=current.backend).inc(pieces)
+        TTFT_SECONDS.labels(backend=backend_name).observe(first)
+    TOKENS.labels(backend=backend_name).inc(pieces)
     cl.user_session.set("history", [*turn, {"role": "assistant", "content": answer.content}])
+    if hits is not None:
+        await cl.CustomElement(name="PolicySources", display="inline", props={"sources": sources}).send(
+            for_id=answer.id
+        )
     await rating_widget(answer.id).send(for_id=answer.id)
+    if guardrails.sounds_unsure(answer.content):
+        await asyncio.to_thread(store.record_escalation, records(), _thread(), _rater(), "bot_unsure")
+    if guardrails.says_goodbye(message.content):
+        await ask_survey()
+
+
+def _thread() -> str:
+    return str(cl.context.session.thread_id)
+
+
+async def move_end_chat(answer: cl.Message) -> None:
+    """Put the "End chat" button under ``answer`` (about to be sent) and take it from the previous one."""
+    previous: cl.Action | None = cl.user_session.get("end_chat_action")
+    if previous is not None:
+        await previous.remove()
+    action = cl.Action(name="end_chat", payload={}, label="End chat", icon="circle-check")
+    answer.actions = [action]
+    cl.user_session.set("end_chat_action", action)
+
+
+async def hand_over(reason: store.Escalation) -> None:
+    """Tell the customer a person takes over, record the escalation, and ask the survey."""
+    await asyncio.to_thread(store.record_escalation, records(), _thread(), _rater(), reason)
+    await cl.Message(content=HANDOFF).send()
+    await ask_survey()
+
+
+async def ask_survey() -> None:
+    if cl.user_session.get("survey_asked"):
+        return
+    cl.user_session.set("survey_asked", True)
+    message = cl.Message(content="Before you go: did we solve your problem?")
+    await message.send()
+    survey = cl.CustomElement(name="Survey", display="inline", props={}, for_id=message.id)
+    survey.props = {"elementId": survey.id, "forId": message.id, "saved": {}}
+    await survey.send(for_id=message.id)
+
+
+@cl.action_callback("end_chat")
+async def end_chat(action: cl.Action) -> None:
+    await action.remove()
+    cl.user_session.set("end_chat_action", None)
+    await ask_survey()
+
+
+@cl.action_callback("survey")
+async def survey(action: cl.Action) -> dict[str, Any]:
+    """Store the end-of-chat survey; the element says "thank you" only when this returns."""
+    payload = dict(action.payload or {})
+    given = {key: payload[key] for key in ("resolved", "csat", "comment") if payload.get(key) is not None}
+    try:
+        answers = store.SurveyIn(**given)
+        row = await asyncio.to_thread(store.record_survey, records(), _thread(), _rater(), answers)
+    except ValidationError as exc:
+        return {"saved": False, "error": _short(exc)}
+    saved = {"resolved": answers.resolved, "csat": answers.csat, "comment": answers.comment}
+    if payload.get("elementId") and payload.get("forId"):  # a resumed thread shows what was sent
+        element = cl.CustomElement(name="Survey", display="inline", props={}, for_id=payload["forId"])
+        element.id = payload["elementId"]
+        element.props = {"elementId": element.id, "forId": element.for_id, "saved": saved}
+        await element.update()
+    return {"saved": True, "id": row["id"], "changed": row["supersedes"] is not None}
 
 
 def rating_widget(

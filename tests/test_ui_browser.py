@@ -122,7 +122,7 @@ def rate(page, naturalness: int, correctness: int, helpfulness: int, index: int 
 
 @pytest.fixture(scope="module")
 def echo_ui(shared_home: Path) -> Iterator[UI]:
-    ui = start_ui(shared_home, TUNEDESK_BACKEND="echo", TUNEDESK_CONTEXT_WINDOW="400")
+    ui = start_ui(shared_home, TUNEDESK_BACKEND="echo", TUNEDESK_CONTEXT_WINDOW="1500")
     yield ui
     ui.stop()
 
@@ -296,7 +296,7 @@ def test_the_review_queue_walks_an_agent_through_a_batch_blind(chromium_browser,
 
 def test_generation_failure_is_a_message_not_a_traceback(chromium_browser, echo_ui: UI) -> None:
     page = signed_in_page(chromium_browser, echo_ui)
-    ask(page, "refund " * 200)  # more than the 400-token window minus max_new_tokens
+    ask(page, "refund " * 1300)  # more than the 1500-token window minus max_new_tokens
     page.get_by_text("Sorry, I could not answer that").wait_for(timeout=30_000)
     assert "Traceback" not in page.content()
     page.close()
@@ -330,6 +330,42 @@ def test_starters_offer_support_questions(chromium_browser, echo_ui: UI) -> None
     page.close()
 
 
+def test_policy_sources_survey_and_hand_over_are_shown_and_stored(chromium_browser, echo_ui: UI) -> None:
+    """A policy question shows its sections; "End chat" asks the survey; asking for a person hands over."""
+    page = signed_in_page(chromium_browser, echo_ui)
+    ask(page, "How long does a refund take?")
+    answered(page, 1)
+    sources = page.locator("[data-policy-sources]").first
+    sources.get_by_text("Refunds").first.click()  # opens the section's text
+    sources.get_by_text("2 business days").first.wait_for(timeout=10_000)
+    page.get_by_role("button", name="End chat").click()
+    survey = page.locator("[data-survey]")
+    survey.get_by_label("resolved yes", exact=True).click()
+    survey.get_by_label("satisfaction 4", exact=True).click()
+    survey.get_by_label("survey comment").fill("Quick and clear.")
+    survey.get_by_role("button", name="Send").click()
+    survey.get_by_role("status").filter(has_text="Thank you").wait_for(timeout=15_000)
+    ask(page, "Can I talk to a human please?")
+    page.get_by_text("passed this conversation to a colleague").wait_for(timeout=30_000)
+    thread = page.url.rsplit("/", 1)[-1]
+    page.reload()  # the sent survey shows as sent when the thread is resumed
+    page.locator("[data-survey]").get_by_role("status").filter(has_text="Thank you").wait_for(timeout=30_000)
+    page.close()
+
+    answer = echo_ui.rows(f"SELECT message_id, sources FROM chat_answers WHERE thread_id = '{thread}'")
+    assert [s["section"] for s in json.loads(answer[0]["sources"])][0] == "Refunds"
+    outcomes = echo_ui.rows(
+        f"SELECT kind, resolved, csat, comment, reason, message_id, backend FROM chat_outcomes "
+        f"WHERE thread_id = '{thread}' ORDER BY created_at"
+    )
+    assert outcomes == [
+        {"kind": "survey", "resolved": 1, "csat": 4, "comment": "Quick and clear.", "reason": None,
+         "message_id": answer[0]["message_id"], "backend": "echo"},
+        {"kind": "escalation", "resolved": None, "csat": None, "comment": None, "reason": "user_request",
+         "message_id": answer[0]["message_id"], "backend": "echo"},
+    ]  # fmt: skip
+
+
 def test_a_killed_server_loses_no_acknowledged_rating(chromium_browser, shared_home: Path) -> None:
     """SIGKILL right after "Saved" appears: the rating is in the database when the server is gone."""
     ui = start_ui(shared_home, TUNEDESK_BACKEND="echo")
@@ -347,14 +383,20 @@ def test_a_killed_server_loses_no_acknowledged_rating(chromium_browser, shared_h
     assert stored == [{"naturalness": 5, "correctness": 4, "helpfulness": 4, "prompt": "Can I pay by invoice?"}]
 
 
-def test_onnx_backend_streams_into_the_page(chromium_browser, shared_home: Path, tiny_onnx_fp32: Path) -> None:
+def test_an_admin_switches_this_conversation_to_onnx_and_it_streams_into_the_page(
+    chromium_browser, shared_home: Path, tiny_onnx_fp32: Path
+) -> None:
+    """The server answers with echo; an admin picks the onnx backend and a model for one conversation.
+
+    An agent is not offered the choice."""
+    from tunedesk import users
+    from tunedesk.settings import Settings
+
     ui = start_ui(
-        shared_home,
-        TUNEDESK_BACKEND="onnx",
-        TUNEDESK_MODEL="tiny-random-llama",
-        TUNEDESK_PRECISION="fp32",
-        TUNEDESK_MAX_NEW_TOKENS="12",
-    )
+        shared_home, TUNEDESK_BACKEND="echo", TUNEDESK_PRECISION="fp32", TUNEDESK_MAX_NEW_TOKENS="12",
+        TUNEDESK_GROUNDING="false",
+    )  # fmt: skip
+    users.add(Settings(users_file=ui.state / "users.yaml"), "lead@example.com", PASSWORD, "admin")
     try:
         from chatbot.backends import GenerationParams
         from chatbot.backends.onnx import OnnxBackend
@@ -366,7 +408,22 @@ def test_onnx_backend_streams_into_the_page(chromium_browser, shared_home: Path,
             with_system_prompt([{"role": "user", "content": "Hello there"}], DEFAULT_SYSTEM_PROMPT),
             GenerationParams(max_new_tokens=12, repetition_penalty=1.1),
         )
-        page = signed_in_page(chromium_browser, ui)
+        agent = signed_in_page(chromium_browser, ui)
+        agent.locator("#chat-settings-open-modal").click()
+        agent.locator("[role=dialog] [role=slider]").first.wait_for(timeout=15_000)
+        assert agent.locator("[role=dialog] #backend").count() == 0
+        agent.close()
+
+        page = chromium_browser.new_page()
+        page.goto(ui.url)
+        page.locator("#email").fill("lead@example.com")
+        page.locator("#password").fill(PASSWORD)
+        page.locator("button[type=submit]").click()
+        page.locator("#chat-settings-open-modal").click()
+        page.locator("[role=dialog] #backend").click()
+        page.get_by_role("option", name="onnx").click()
+        page.locator("[role=dialog] #model").fill("tiny-random-llama")
+        page.locator("[role=dialog] #confirm").click()
         ask(page, "Hello there")
         # compare letters and digits only: the page renders the answer as markdown
         page.wait_for_function(
@@ -377,3 +434,5 @@ def test_onnx_backend_streams_into_the_page(chromium_browser, shared_home: Path,
         page.close()
     finally:
         ui.stop()
+    rows = ui.rows("SELECT user, backend, model FROM chat_answers WHERE prompt = 'Hello there'")
+    assert rows == [{"user": "lead@example.com", "backend": "onnx", "model": "tiny-random-llama"}]
