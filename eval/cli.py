@@ -1,10 +1,11 @@
-"""``tunedesk eval ...``: run a suite, compare runs, list the history, re-render a report."""
+"""``tunedesk eval ...``: run a suite, compare runs, list the history, re-render a report, human ratings."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,6 +13,9 @@ from rich.table import Table
 
 from tunedesk.console import err, friendly_errors
 from tunedesk.settings import load_settings
+
+if TYPE_CHECKING:
+    from eval.human import HumanReport
 
 app = typer.Typer(
     help="Evaluate backends on a test split: scores, report, history, regression gate.", no_args_is_help=True
@@ -130,11 +134,14 @@ def run(
     write_text_atomically(
         directory / "report.html",
         render(results, rows, deltas=deltas, baseline_id=baseline_id, history=_trend(history, suite.name),
-               primary_metric=suite.primary_metric),
+               primary_metric=suite.primary_metric, human=_human_for(directory)),
     )  # fmt: skip
     _print_summary(summaries, suite.primary_metric)
     for name, why in result.skipped.items():
         err.print(f"[yellow]skipped[/] {name}: {why}", highlight=False)
+    for backend_result in result.results:
+        for metric, why in backend_result.skipped_metrics.items():
+            err.print(f"[yellow]no {metric}[/] for {backend_result.name}: {why}", highlight=False)
     err.print(f"report: {directory / 'report.html'}")
     typer.echo(str(directory))
     if deltas is not None:
@@ -238,7 +245,124 @@ def report(run_ref: Annotated[str, typer.Argument(help="Run id or directory.")])
         base = history.resolve(results["baseline"])
         deltas = history.compare_with(base, history.scores(record["run_id"]), rows, results.get("thresholds", {}))
     page = render(
-        results, rows, deltas=deltas, baseline_id=results.get("baseline"), history=_trend(history, record["suite"])
+        results,
+        rows,
+        deltas=deltas,
+        baseline_id=results.get("baseline"),
+        history=_trend(history, record["suite"]),
+        human=_human_for(directory),
     )
     write_text_atomically(directory / "report.html", page)
     typer.echo(str(directory / "report.html"))
+
+
+def _run_directory(ref: str) -> Path:
+    """A run directory given as a path, or as a run id from the history."""
+    path = Path(ref)
+    if path.is_dir():
+        return path
+    return Path(_history().resolve(ref)["directory"])
+
+
+def _human_for(directory: Path) -> HumanReport | None:
+    """The human ratings matched to the run in ``directory``, or None when people rated none of its answers."""
+    from eval.human import human_report
+    from tunedesk.db import engine
+
+    found = human_report(engine(load_settings()), run=directory)
+    return found if found.by_model else None
+
+
+@app.command("human")
+@friendly_errors
+def human(
+    since: Annotated[datetime | None, typer.Option(help="Only ratings and conversations from this time on.")] = None,
+    run_ref: Annotated[
+        str | None, typer.Option("--run", help="An eval run (directory or id): match ratings to its examples.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Everything, as JSON.")] = False,
+) -> None:
+    """Human ratings per model (means with 95% CIs, thumbs up), inter-rater agreement, correlation with a run's
+    metrics, and live CSAT, resolution and escalation per backend and week.
+
+    Example: tunedesk eval human --since 2026-11-01 --run runs/eval/20261102T020000-support-nightly"""
+    from eval.human import human_report
+    from tunedesk.console import local_time
+    from tunedesk.db import engine
+
+    directory = _run_directory(run_ref) if run_ref else None
+    found = human_report(engine(load_settings()), local_time(since), directory)
+    if as_json:
+        typer.echo(json.dumps(found.to_json(), indent=2))
+        return
+    _print_human(found)
+
+
+def _interval(mean: float | None, low: float | None, high: float | None, n: int, percent: bool = False) -> str:
+    if mean is None:
+        return "-"
+    show = (lambda v: f"{100 * v:.0f}%") if percent else (lambda v: f"{v:.2f}")
+    spread = f" [{show(low)}, {show(high)}]" if low is not None and high is not None else ""
+    return f"{show(mean)}{spread} n={n}"
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _print_human(found: HumanReport) -> None:
+    from eval.human import AXES
+
+    if found.run:
+        m = found.matched
+        err.print(
+            f"run {found.run}: {m['origin']} ratings matched by review item, {m['exact']} by exact answer, "
+            f"{m['unmatched']} not of this run",
+            highlight=False,
+        )
+    if not found.by_model:
+        err.print("no ratings" + (f" of run {found.run}" if found.run else "") + (" since then" if found.since else ""))
+    else:
+        table = Table("backend", "model", *AXES, "thumbs up", title="Human ratings (mean [95% CI])")
+        for entry in found.by_model:
+            axes = (_interval(a.mean, a.ci_low, a.ci_high, a.n) for a in entry.axes.values())
+            t = entry.thumbs
+            table.add_row(entry.backend, entry.model or "-", *axes, _interval(t.ratio, t.ci_low, t.ci_high, t.n, True))
+        out.print(table)
+        table = Table("axis", "Krippendorff's alpha (ordinal)", "answers", "raters", "note", title="Agreement")
+        for axis, a in found.agreement.items():
+            table.add_row(axis, _number(a.alpha), str(a.units), str(a.raters), a.reason or "")
+        out.print(table)
+    if found.correlations:
+        table = Table("metric", "axis", "n", "Spearman", "p", "Kendall", "p", "note", title="Metric vs people")
+        for c in found.correlations:
+            table.add_row(
+                c.metric,
+                c.axis,
+                str(c.n),
+                _number(c.spearman),
+                _number(c.spearman_p, 4),
+                _number(c.kendall),
+                _number(c.kendall_p, 4),
+                c.reason or "",
+            )
+        out.print(table)
+    if not found.outcomes:
+        err.print("no chat conversations" + (" since then" if found.since else ""))
+        return
+    table = Table(
+        "week", "backend", "conversations", "surveys", "CSAT", "resolved", "escalated", "reasons", title="Live outcomes"
+    )
+    for w in found.outcomes:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(w.reasons.items())) or "-"
+        table.add_row(
+            w.week,
+            w.backend,
+            str(w.conversations),
+            str(w.surveys),
+            _interval(w.csat_mean, None, None, w.csat_n),
+            _interval(w.resolution_rate, None, None, w.resolved_n, True),
+            f"{w.escalated} ({100 * (w.escalation_rate or 0):.0f}%)",
+            reasons,
+        )
+    out.print(table)

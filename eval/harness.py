@@ -14,6 +14,9 @@ Decisions:
   so one bad case does not sink a nightly run; it counts in the error rate, and it is not cached.
 - Latency (time to first token, total, tokens/s) is measured on fresh generations; cached answers keep
   the latency measured when they were generated.
+- Model metrics (``perplexity``) are computed here, per backend, because they need the loaded model and
+  not only its answers; they are not cached (one forward pass per example). A backend that cannot give
+  one is recorded under ``skipped_metrics`` with the reason, and the run goes on.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from sqlalchemy.engine import Engine
 from chatbot.backends import Backend, GenerationParams, backend_class, load_backend
 from chatbot.conversation import Message, with_system_prompt
 from eval.checks import CaseRules, error_flags, load_cases, summarise_flags, task_completion
-from eval.metrics import Score, score_text
+from eval.metrics import MODEL_METRICS, TEXT_METRICS, MetricUnavailable, Score, model_metric, score_text
 from eval.suite import BackendSpec, Suite
 from tunedesk.errors import ConfigError, TunedeskError
 from tunedesk.settings import Settings, load_settings
@@ -91,6 +94,7 @@ class BackendResult:
     failed_rules: list[list[str]] = field(default_factory=list)
     flags: list[list[str]] = field(default_factory=list)
     similarity_to_question: list[float] = field(default_factory=list)
+    skipped_metrics: dict[str, str] = field(default_factory=dict)  # model metric -> why this backend has none
 
     def summary(self) -> dict[str, Any]:
         checked = [c for c in self.completion if c is not None]
@@ -109,6 +113,7 @@ class BackendResult:
             "generation_failures": sum(1 for g in self.generations if g.error),
             "latency": latency_summary(measured),
             "cache": {"hits": sum(1 for g in self.generations if g.cached), "generated": len(fresh)},
+            "skipped_metrics": self.skipped_metrics,
         }
 
 
@@ -297,7 +302,7 @@ def score(
 ) -> None:
     answers = [g.answer for g in result.generations]
     references = [e.reference for e in examples]
-    result.scores = score_text(metrics, answers, references)
+    result.scores = score_text([m for m in metrics if m in TEXT_METRICS], answers, references)
     for example, generation in zip(examples, result.generations, strict=True):
         rules = cases.get(example.intent or "")
         if rules is None:
@@ -320,6 +325,26 @@ def score(
         for flags, value, answer in zip(result.flags, similarity, answers, strict=True):
             if answer.strip() and value < OFF_TOPIC_SIMILARITY:
                 flags.append("off_topic")
+
+
+def score_model_metrics(
+    result: BackendResult,
+    backend: Backend,
+    metrics: Sequence[str],
+    prompts: Sequence[list[Message]],
+    references: Sequence[str],
+    params: GenerationParams,
+) -> None:
+    """The suite's model metrics (``perplexity``) with ``backend``'s own model, or the reason it has none."""
+    for name in metrics:
+        if name not in MODEL_METRICS:
+            continue
+        try:
+            computed = model_metric(name)(backend, prompts, references, params)
+        except MetricUnavailable as exc:
+            result.skipped_metrics[name] = str(exc)
+            continue
+        result.scores[computed.name] = computed
 
 
 # ---- the run ------------------------------------------------------------------------------------------------
@@ -378,6 +403,7 @@ def run_suite(
         generations = asyncio.run(generate_all(backend, spec.name, prompts, params, cache, concurrency, advance))
         result = BackendResult(spec.name, spec.backend, backend.describe(), generations)
         score(result, examples, suite.metrics, cases, policy, params.max_new_tokens)
+        score_model_metrics(result, backend, suite.metrics, prompts, [e.reference for e in examples], params)
         results.append(result)
     return Run(suite, examples, results, skipped, dataset, started, datetime.now(UTC))
 

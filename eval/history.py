@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Column, DateTime, Float, ForeignKey, MetaData, String, Table, insert, select
 from sqlalchemy.engine import Engine
 
+from eval.metrics import direction_of
 from tunedesk.errors import ConfigError
 
 LOWER_IS_BETTER = ("error_rate",)
@@ -57,7 +58,7 @@ def flat_metrics(summary: dict[str, Any]) -> dict[str, float]:
 
 
 def higher_is_better(metric: str) -> bool:
-    return not (metric in LOWER_IS_BETTER or metric.startswith("latency_"))
+    return not (metric in LOWER_IS_BETTER or metric.startswith("latency_") or direction_of(metric) == "lower")
 
 
 class History:

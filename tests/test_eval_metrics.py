@@ -14,7 +14,8 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
-from eval.metrics import TEXT_METRICS, classification_scores, cross_validated_f1, minilm_path, score_text
+from eval.metrics import TEXT_METRICS, classification_scores, cross_validated_f1, score_text
+from tunedesk.embeddings import minilm_path
 from tunedesk.errors import ConfigError
 
 PREDICTIONS = [
