@@ -26,13 +26,14 @@ import chainlit as cl
 from chainlit.auth import get_configured_oauth_providers
 from chainlit.input_widget import InputWidget, Select, Slider, TextInput
 from chainlit.types import ThreadDict
+from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from chatbot import grounding, guardrails, review, store
 from chatbot.backends import BACKENDS, Backend, GenerationParams, load_backend, params_from
 from chatbot.conversation import Message, respond
-from chatbot.telemetry import ANSWER_SECONDS, ERRORS, TOKENS, TTFT_SECONDS, count_rating
+from chatbot.telemetry import ANSWER_SECONDS, ANSWERS, ERRORS, TOKENS, TTFT_SECONDS, count_outcome, count_rating, tracer
 from tunedesk import users
 from tunedesk.errors import ContentFilteredError, TunedeskError, validation_problems
 from tunedesk.settings import Settings, load_settings
@@ -264,7 +265,7 @@ async def on_message(message: cl.Message) -> None:
     answer = cl.Message(content="")
     current = settings()
     backend_name, model_name = chosen_model()
-    started = time.perf_counter()
+    started, started_ns = time.perf_counter(), time.time_ns()
     first: float | None = None
     pieces = 0
     error: str | None = None
@@ -309,23 +310,50 @@ async def on_message(message: cl.Message) -> None:
     await asyncio.to_thread(store.record_answer, records(), record)  # before send: thumbs appear with it
     await move_end_chat(answer)
     await answer.send()
+    observe_turn(record, started_ns)
     if error:
-        ERRORS.labels(backend=backend_name, kind=error).inc()
         return
-    ANSWER_SECONDS.labels(backend=backend_name).observe(total)
-    if first is not None:
-        TTFT_SECONDS.labels(backend=backend_name).observe(first)
-    TOKENS.labels(backend=backend_name).inc(pieces)
     cl.user_session.set("history", [*turn, {"role": "assistant", "content": answer.content}])
     if hits is not None:
-        await cl.CustomElement(name="PolicySources", display="inline", props={"sources": sources}).send(
-            for_id=answer.id
-        )
+        sent = cl.CustomElement(name="PolicySources", display="inline", props={"sources": sources})
+        await sent.send(for_id=answer.id)
     await rating_widget(answer.id).send(for_id=answer.id)
     if guardrails.sounds_unsure(answer.content):
-        await asyncio.to_thread(store.record_escalation, records(), _thread(), _rater(), "bot_unsure")
+        row = await asyncio.to_thread(store.record_escalation, records(), _thread(), _rater(), "bot_unsure")
+        count_outcome(row)
     if guardrails.says_goodbye(message.content):
         await ask_survey()
+
+
+def observe_turn(answer: store.Answer, started_ns: int) -> None:
+    """The turn's span and metrics: names, numbers and ids only, never what was said."""
+    where = {"backend": answer.backend, "model": answer.model}
+    span = tracer.start_span(f"chat {answer.backend}", start_time=started_ns)
+    span.set_attributes(
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": answer.backend,
+            "gen_ai.request.model": answer.model,
+            "gen_ai.usage.output_tokens": answer.tokens or 0,
+            "tunedesk.thread_id": answer.thread_id or "",
+            "tunedesk.message_id": answer.message_id,
+            "tunedesk.total_s": answer.total_s or 0.0,
+            "tunedesk.policy_sections": [source["section"] for source in answer.sources],
+        }
+    )
+    if answer.ttft_s is not None:
+        span.set_attribute("tunedesk.ttft_s", answer.ttft_s)
+    ANSWERS.add(1, where)
+    if answer.error:
+        span.set_attribute("error.type", answer.error)
+        span.set_status(StatusCode.ERROR, answer.error)
+        ERRORS.add(1, where | {"kind": answer.error})
+    else:
+        ANSWER_SECONDS.record(answer.total_s or 0.0, where)
+        if answer.ttft_s is not None:
+            TTFT_SECONDS.record(answer.ttft_s, where)
+        TOKENS.add(answer.tokens or 0, where)
+    span.end()
 
 
 def _thread() -> str:
@@ -344,7 +372,8 @@ async def move_end_chat(answer: cl.Message) -> None:
 
 async def hand_over(reason: store.Escalation) -> None:
     """Tell the customer a person takes over, record the escalation, and ask the survey."""
-    await asyncio.to_thread(store.record_escalation, records(), _thread(), _rater(), reason)
+    row = await asyncio.to_thread(store.record_escalation, records(), _thread(), _rater(), reason)
+    count_outcome(row)
     await cl.Message(content=HANDOFF).send()
     await ask_survey()
 
@@ -377,6 +406,7 @@ async def survey(action: cl.Action) -> dict[str, Any]:
         row = await asyncio.to_thread(store.record_survey, records(), _thread(), _rater(), answers)
     except ValidationError as exc:
         return {"saved": False, "error": _short(exc)}
+    count_outcome(row)
     saved = {"resolved": answers.resolved, "csat": answers.csat, "comment": answers.comment}
     if payload.get("elementId") and payload.get("forId"):  # a resumed thread shows what was sent
         element = cl.CustomElement(name="Survey", display="inline", props={}, for_id=payload["forId"])

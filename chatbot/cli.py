@@ -123,6 +123,35 @@ def ratings_export(
         err.print(f"{len(rows)} ratings -> {out}")
 
 
+@ratings_app.command("outcomes")
+@friendly_errors
+def ratings_outcomes(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File to write (default: stdout).")] = None,
+    format: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    since: Annotated[datetime | None, typer.Option(help="Only those recorded at or after this time.")] = None,
+    kind: Annotated[str | None, typer.Option(help="survey or escalation (default: both).")] = None,
+    history: Annotated[bool, typer.Option(help="Every survey sent, changed ones included.")] = False,
+) -> None:
+    """Export how conversations ended (what GET /api/outcomes serves): surveys and escalations.
+
+    Example: tunedesk ratings outcomes --format csv --kind survey -o csat.csv"""
+    from chatbot import store
+    from tunedesk.db import engine
+    from tunedesk.files import write_text_atomically
+
+    if format not in ("jsonl", "csv"):
+        raise ConfigError(f"--format {format!r}: choose jsonl or csv")
+    if kind not in (None, "survey", "escalation"):
+        raise ConfigError(f"--kind {kind!r}: choose survey or escalation")
+    rows = store.outcomes(engine(load_settings()), since=local_time(since), kind=kind, history=history)
+    text = store.to_csv(rows, store.OUTCOME_COLUMNS) if format == "csv" else store.to_jsonl(rows)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomically(out, text)
+        err.print(f"{len(rows)} outcomes -> {out}")
+
+
 @review_app.command("add")
 @friendly_errors
 def review_add(

@@ -6,7 +6,7 @@ Decisions:
   alike: SQLite cannot bind a list, and one column type on both keeps the migrations single.
   JSON text comes back decoded, so the rest of Chainlit sees the shapes it wrote.
 - The stock layer logs a failed statement as a warning and carries on. Here a failure is logged as an
-  error with the statement's first words and counted (``tunedesk_persistence_errors_total``), so a
+  error with the statement's first words and counted (``tunedesk_persistence_errors_total`` on ``/metrics``), so a
   broken schema shows on ``/metrics`` instead of in nobody's logs.
 - Thumbs feedback is also written to tunedesk's ``ratings`` table first, and that write must succeed
   before Chainlit's own row is touched: a thumb the UI reports as given is a stored thumb. Thumbs on a
@@ -27,14 +27,13 @@ from typing import Any
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.element import Element
 from chainlit.types import Feedback
-from prometheus_client import Counter
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from chatbot import store
+from chatbot.telemetry import PERSISTENCE_ERRORS, count_rating
 
 log = logging.getLogger("tunedesk.chat.persistence")
-PERSISTENCE_ERRORS = Counter("tunedesk_persistence_errors", "Chat history statements that failed", ["statement"])
 JSON_COLUMNS = {
     "metadata",
     "tags",
@@ -71,7 +70,7 @@ class TunedeskDataLayer(SQLAlchemyDataLayer):
                     return self.clean_result(rows)
             except SQLAlchemyError as exc:
                 statement = " ".join(query.split()[:3])
-                PERSISTENCE_ERRORS.labels(statement=statement).inc()
+                PERSISTENCE_ERRORS.add(1, {"statement": statement})
                 log.error("chat history statement failed (%s ...): %s", statement, exc.__class__.__name__)
                 log.debug("failed statement: %s", exc)
                 return None
@@ -87,7 +86,8 @@ class TunedeskDataLayer(SQLAlchemyDataLayer):
             message_id=feedback.forId, kind="thumbs", thumbs=feedback.value, comment=feedback.comment
         )
         try:
-            await asyncio.to_thread(store.record_rating, self.records, rating, rater or "anonymous", "chat")
+            row = await asyncio.to_thread(store.record_rating, self.records, rating, rater or "anonymous", "chat")
+            count_rating(row)
         except store.RatingError:  # thumbs on a message that is not a recorded answer (a review item, a notice)
             log.info("thumbs for %s kept in Chainlit's feedbacks only: not a recorded answer", feedback.forId)
         return await super().upsert_feedback(feedback)

@@ -22,6 +22,7 @@ Decisions:
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -140,10 +141,14 @@ def _index(files: tuple[tuple[str, int, int], ...], path: str, model: str | None
     return PolicyIndex(read_passages(Path(path)), sentence_encoder(model))
 
 
+_building = threading.Lock()
+
+
 def load_index(path: Path, model: str | None = None) -> PolicyIndex:
     """The index of the policy at ``path``, built once and again only after a file changes."""
     stamp = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in policy_files(path))
-    return _index(stamp, str(path), model)
+    with _building:  # the start-up warm-up and a first question do not both build it
+        return _index(stamp, str(path), model)
 
 
 def grounded_prompt(system_prompt: str, hits: Sequence[Hit]) -> str:

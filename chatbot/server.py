@@ -6,12 +6,15 @@ Decisions:
 - Routes declared here win over Chainlit's catch-all; everything else is Chainlit's, which requires a
   signed-in session for all but its login page and static assets.
 - ``/healthz`` is open (load balancers); ``/metrics`` and ``/api/*`` need a bearer API token
-  (``tunedesk users token``) or a signed-in browser session; exporting ratings needs the admin role.
+  (``tunedesk users token``) or a signed-in browser session; exporting ratings and the ``/admin`` page
+  need the admin role.
+- Telemetry (``chatbot.telemetry``) is set up here, once, before Chainlit loads the app.
 - The environment Chainlit reads at import (app root, auth secret) is set before it is imported.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -21,11 +24,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from chatbot import telemetry
 from tunedesk import users
 from tunedesk.errors import validation_problems
 from tunedesk.settings import load_settings
@@ -33,6 +37,7 @@ from tunedesk.settings import load_settings
 log = logging.getLogger("tunedesk.server")
 ROOT = Path(__file__).resolve().parent.parent
 settings = load_settings()
+telemetry.setup()
 os.environ.setdefault("CHAINLIT_APP_ROOT", str(ROOT))
 users.ensure_auth_secret(settings)
 
@@ -45,7 +50,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     created = await run_in_threadpool(users.ensure_first_admin, settings)
     if created:
         log.warning("no users yet: created 'admin'; its password is in %s", created)
+    warming = None
+    if settings.grounding:  # a wrong TUNEDESK_POLICY stops the start; embedding it happens in the background
+        from chatbot import grounding
+
+        policy = settings.policy or grounding.SAMPLE_POLICY
+        grounding.policy_files(policy)
+        warming = asyncio.create_task(asyncio.to_thread(grounding.load_index, policy))
     yield
+    if warming is not None and not warming.done():
+        warming.cancel()
 
 
 app = FastAPI(title="tunedesk chat", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -79,7 +93,9 @@ Caller = Annotated[users.Signed, Depends(caller)]
 
 def admin(who: Caller) -> users.Signed:
     if who.role != "admin":
-        raise HTTPException(403, f"{who.name} is an {who.role}; exporting ratings needs the admin role")
+        raise HTTPException(
+            403, f"{who.name} is an {who.role}; this needs the admin role (tunedesk users add --role admin)"
+        )
     return who
 
 
@@ -107,6 +123,16 @@ async def metrics(who: Caller) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+@app.get("/admin", include_in_schema=False)
+async def admin_page(who: Annotated[users.Signed, Depends(admin)]) -> HTMLResponse:
+    """The last 24 hours: volume, p95 latency, error rate, thumbs ratio, CSAT, resolution, escalations."""
+    from chatbot import dashboard
+    from tunedesk.db import engine
+
+    data = await run_in_threadpool(dashboard.last_24_hours, engine(settings))
+    return HTMLResponse(await run_in_threadpool(dashboard.page, data, who.name))
+
+
 @app.get("/api/ratings")
 async def export_ratings(
     who: Annotated[users.Signed, Depends(admin)],
@@ -131,11 +157,29 @@ async def export_ratings(
     return PlainTextResponse(store.to_jsonl(rows), media_type="application/x-ndjson")
 
 
+@app.get("/api/outcomes")
+async def export_outcomes(
+    who: Annotated[users.Signed, Depends(admin)],
+    format: Literal["jsonl", "csv"] = "jsonl",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    kind: Literal["survey", "escalation"] | None = None,
+    history: Annotated[bool, Query(description="every survey sent, changed ones included")] = False,
+) -> Response:
+    """How conversations ended (surveys: resolved, CSAT, comment; escalations: reason), oldest first."""
+    from chatbot import store
+    from tunedesk.db import engine
+
+    rows = await run_in_threadpool(store.outcomes, engine(settings), since, until, kind, history)
+    if format == "csv":
+        return PlainTextResponse(store.to_csv(rows, store.OUTCOME_COLUMNS), media_type="text/csv; charset=utf-8")
+    return PlainTextResponse(store.to_jsonl(rows), media_type="application/x-ndjson")
+
+
 @app.post("/api/ratings", status_code=201)
 async def post_rating(who: Caller, request: Request) -> dict[str, Any]:
     """One rating from an automated rater, attributed to the token's user."""
     from chatbot import store
-    from chatbot.telemetry import count_rating
     from tunedesk.db import engine
 
     try:
@@ -147,7 +191,7 @@ async def post_rating(who: Caller, request: Request) -> dict[str, Any]:
         row = await run_in_threadpool(store.record_rating, engine(settings), rating, who.name, "api")
     except store.RatingError as exc:
         raise HTTPException(404, str(exc)) from None
-    count_rating(row)
+    telemetry.count_rating(row)
     return {"id": row["id"], "supersedes": row["supersedes"]}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,7 +100,40 @@ def test_metrics_and_health(api) -> None:
     )
     metrics = httpx.get(ui.url + "/metrics", headers=bearer(tokens["judge"]))
     assert metrics.status_code == 200
-    assert 'tunedesk_ratings_total{field="naturalness",score="5"}' in metrics.text
-    assert "# HELP tunedesk_answer_seconds Time to the whole answer" in metrics.text
+    # OpenTelemetry instruments, read by the Prometheus exporter
+    assert re.search(
+        r'tunedesk_ratings_total\{backend="unknown",field="naturalness",[^}]*score="5"\} 1\.0', metrics.text
+    )
+    assert 'service_name="tunedesk-chat"' in metrics.text
     health = httpx.get(ui.url + "/healthz").json()
     assert health == {"status": "ok", "database": "ok", "schema": "0004", "backend": "echo", "model": "smollm2-135m"}
+
+
+def test_the_admin_page_and_the_outcomes_export_are_for_admins(api) -> None:
+    from sqlalchemy import create_engine
+
+    from chatbot import store
+
+    ui, tokens = api
+    engine = create_engine(f"sqlite:///{ui.state / 'chat.db'}")
+    store.record_survey(engine, "t7", "customer@example.com", store.SurveyIn(resolved=False, csat=2, comment="slow"))
+    store.record_escalation(engine, "t7", "customer@example.com", "user_request")
+    engine.dispose()
+    lead, judge = bearer(tokens["lead@example.com"]), bearer(tokens["judge"])
+
+    page = httpx.get(ui.url + "/admin", headers=lead)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert (
+        "<svg" in page.text
+        and "Escalations to a human" in page.text
+        and "<tr><th>escalations</th><td>1</td></tr>" in page.text
+    )
+    assert httpx.get(ui.url + "/admin", headers=judge).status_code == 403
+    assert httpx.get(ui.url + "/admin").status_code == 401
+
+    exported = httpx.get(ui.url + "/api/outcomes", params={"format": "csv", "kind": "survey"}, headers=lead)
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [(r["thread_id"], r["resolved"], r["csat"], r["comment"]) for r in rows] == [("t7", "0", "2", "slow")]
+    lines = httpx.get(ui.url + "/api/outcomes", headers=lead).text.splitlines()
+    assert [json.loads(line)["kind"] for line in lines] == ["survey", "escalation"]
+    assert httpx.get(ui.url + "/api/outcomes", headers=judge).status_code == 403

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,59 @@ def test_an_empty_survey_and_an_unknown_escalation_reason_are_refused(records) -
                 "VALUES ('x', '2026-01-01', 'escalation', 't', 'a', 'bored')"
             )
         )
+
+
+def test_the_admin_page_counts_the_last_24_hours_hour_by_hour(records) -> None:
+    import numpy as np
+
+    from chatbot import dashboard
+
+    def at(table: str, column: str, key: str, when: str) -> None:
+        with records.begin() as conn:
+            conn.execute(
+                text(f"UPDATE {table} SET created_at = :when WHERE {column} = :key"), {"when": when, "key": key}
+            )
+
+    for message_id, total, error, when in [
+        ("m1", 1.0, None, "2026-11-23 11:05:00"),
+        ("m2", 2.0, None, "2026-11-23 11:20:00"),
+        ("m3", 9.0, "TimeoutError", "2026-11-23 11:40:00"),
+        ("m4", 5.0, None, "2026-11-23 12:10:00"),
+        ("old", 1.0, None, "2026-11-22 12:59:00"),  # just before the window
+    ]:
+        store.record_answer(records, answer(message_id, total_s=total, error=error))
+        at("chat_answers", "message_id", message_id, when)
+    for message_id, rater, up in [("m1", "a", 1), ("m2", "a", 1), ("m2", "b", 0)]:
+        row = store.record_rating(
+            records, store.RatingIn(message_id=message_id, kind="thumbs", thumbs=up), rater, "chat"
+        )
+        at("ratings", "id", row["id"], "2026-11-23 11:30:00")
+    for user, resolved, csat in [("a", True, 4), ("b", False, 2)]:
+        row = store.record_survey(records, "t1", user, store.SurveyIn(resolved=resolved, csat=csat))
+        at("chat_outcomes", "id", row["id"], "2026-11-23 11:50:00")
+    row = store.record_escalation(records, "t1", "a", "user_request")
+    at("chat_outcomes", "id", row["id"], "2026-11-23 12:15:00")
+
+    data = dashboard.last_24_hours(records, now=datetime(2026, 11, 23, 12, 30, tzinfo=UTC))
+    assert data.hours[0] == datetime(2026, 11, 22, 13, tzinfo=UTC) and len(data.hours) == 24
+    assert data.answers[-2:] == [3, 1] and sum(data.answers) == 4
+    assert data.p95_latency_s[-2] == pytest.approx(np.percentile([1.0, 2.0], 95))  # the failed answer is left out
+    assert data.error_rate[-2:] == [pytest.approx(1 / 3), 0.0] and data.error_rate[0] is None
+    assert data.thumbs_up_ratio[-2] == pytest.approx(2 / 3)
+    assert (data.csat[-2], data.resolution_rate[-2]) == (3.0, 0.5)
+    assert data.escalations["user_request"][-1] == 1 and sum(data.escalations["bot_unsure"]) == 0
+    assert data.day == {
+        "answers": 4,
+        "p95_latency_s": pytest.approx(np.percentile([1.0, 2.0, 5.0], 95)),
+        "error_rate": 0.25,
+        "thumbs_up_ratio": pytest.approx(2 / 3),
+        "csat": 3.0,
+        "resolution_rate": 0.5,
+        "escalations": 1,
+    }
+    html = dashboard.page(data, "lead <admin>")
+    assert html.count("<svg") == 1 and "Resolution rate" in html and "lead &lt;admin&gt;" in html
+    assert "<tr><th>answers</th><td>4</td></tr>" in html and "<tr><th>resolved</th><td>50.0%</td></tr>" in html
 
 
 # ---- users ----------------------------------------------------------------------------------------------------

@@ -155,10 +155,13 @@ def test_a_signed_in_session_reaches_the_api_with_its_current_role(chromium_brow
     page = signed_in_page(chromium_browser, echo_ui)
     assert page.request.get(echo_ui.url + "/metrics").status == 200
     assert page.request.get(echo_ui.url + "/api/ratings").status == 403  # an agent may not export
+    assert page.request.get(echo_ui.url + "/admin").status == 403
+    assert page.get_by_role("link", name="Dashboard").get_attribute("href") == "/admin"
     settings = Settings(users_file=echo_ui.state / "users.yaml")
     users.add(settings, AGENT, PASSWORD, "admin")  # promoted: the same session may now export
     try:
         assert page.request.get(echo_ui.url + "/api/ratings?format=csv").status == 200
+        assert "Support chat: the last 24 hours" in page.request.get(echo_ui.url + "/admin").text()
     finally:
         users.add(settings, AGENT, PASSWORD, "agent")
     page.close()
@@ -364,6 +367,87 @@ def test_policy_sources_survey_and_hand_over_are_shown_and_stored(chromium_brows
         {"kind": "escalation", "resolved": None, "csat": None, "comment": None, "reason": "user_request",
          "message_id": answer[0]["message_id"], "backend": "echo"},
     ]  # fmt: skip
+
+
+class Ingestion:
+    """A local stand-in for Application Insights' ingestion endpoint: it keeps every telemetry item posted."""
+
+    def __init__(self) -> None:
+        import gzip
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.items: list[dict] = []
+        items = self.items
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                text = body.decode()
+                posted = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.splitlines()]
+                items.extend(posted)
+                reply = json.dumps({"itemsReceived": len(posted), "itemsAccepted": len(posted), "errors": []}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def named(self, kind: str) -> list[dict]:
+        return [item for item in self.items if item.get("data", {}).get("baseType") == kind]
+
+
+def test_turns_are_traced_and_measured_into_application_insights(chromium_browser, shared_home: Path) -> None:
+    """With APPLICATIONINSIGHTS_CONNECTION_STRING set, each turn's span and the chat metrics reach the ingestion
+    endpoint (azure-monitor-opentelemetry, exporting for real over HTTP to a local endpoint)."""
+    ingestion = Ingestion()
+    ui = start_ui(
+        shared_home,
+        TUNEDESK_BACKEND="echo",
+        APPLICATIONINSIGHTS_CONNECTION_STRING=(
+            f"InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint={ingestion.url}"
+        ),
+        APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",  # no statsbeat calls to Microsoft's own endpoint
+        OTEL_TRACES_SAMPLER="always_on",  # the distro's default keeps at most 5 traces/s: a page load is more
+        OTEL_BSP_SCHEDULE_DELAY="200",
+        OTEL_METRIC_EXPORT_INTERVAL="1000",
+    )
+    try:
+        page = signed_in_page(chromium_browser, ui)
+        ask(page, "Where is my parcel?")
+        answered(page, 1)
+        page.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            turns = [
+                item
+                for item in ingestion.named("RemoteDependencyData")
+                if item["data"]["baseData"]["name"] == "chat echo"
+            ]
+            answers = [
+                m for item in ingestion.named("MetricData") for m in item["data"]["baseData"]["metrics"]
+                if m["name"] == "tunedesk.answers"
+            ]  # fmt: skip
+            if turns and answers:
+                break
+            time.sleep(0.5)
+    finally:
+        ui.stop()
+        ingestion.server.shutdown()
+    assert turns, f"no chat span among {len(ingestion.items)} items"
+    properties = turns[0]["data"]["baseData"]["properties"]
+    assert properties["gen_ai.provider.name"] == "echo" and properties["gen_ai.request.model"] == "smollm2-135m"
+    assert "Where is my parcel" not in json.dumps(ingestion.items)  # what customers type stays out of telemetry
+    assert answers and answers[0]["value"] >= 1
 
 
 def test_a_killed_server_loses_no_acknowledged_rating(chromium_browser, shared_home: Path) -> None:

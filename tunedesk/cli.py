@@ -169,6 +169,10 @@ def chat(
     settings = load_settings(backend=backend, model=model, host=host, port=port)
     with err.status(f"preparing {settings.model} for the {settings.backend} backend") as status:
         backend_class(settings.backend).prepare(settings, lambda m: status.update(m))
+    if settings.grounding:  # a wrong TUNEDESK_POLICY is a one-line error now, not a failed start later
+        from chatbot.grounding import SAMPLE_POLICY, policy_files
+
+        policy_files(settings.policy or SAMPLE_POLICY)
     os.environ.update(
         CHAINLIT_APP_ROOT=str(ui_root()),
         TUNEDESK_BACKEND=settings.backend,
