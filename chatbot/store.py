@@ -371,13 +371,26 @@ def to_jsonl(rows: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(row, default=_iso, ensure_ascii=False) + "\n" for row in rows)
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def to_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str] = EXPORT_COLUMNS) -> str:
+    """CSV for spreadsheets: text a spreadsheet would run as a formula (``=HYPERLINK(...)`` typed by a
+    customer) gets a leading apostrophe, OWASP's advice against CSV injection; JSONL keeps text as typed."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({key: _iso(value) if isinstance(value, datetime) else value for key, value in row.items()})
+        writer.writerow({key: _cell(value) for key, value in row.items()})
     return out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _iso(value: Any) -> str:

@@ -158,6 +158,16 @@ def test_filters_and_both_export_formats(records) -> None:
     assert [r["message_id"] for r in store.ratings(records, store.RatingFilter(since=since))] == ["m2"]
 
 
+def test_csv_exports_defuse_spreadsheet_formulas_and_jsonl_keeps_the_text(records) -> None:
+    store.record_answer(records, answer("m1", prompt='=HYPERLINK("http://evil.example","refund")', answer="-1 day"))
+    store.record_rating(records, store.RatingIn(message_id="m1", naturalness=3, comment="@admin fine"), "alice", "chat")
+    rows = store.ratings(records)
+    exported = next(csv.DictReader(io.StringIO(store.to_csv(rows))))
+    assert exported["prompt"] == '\'=HYPERLINK("http://evil.example","refund")'
+    assert (exported["answer"], exported["comment"], exported["naturalness"]) == ("'-1 day", "'@admin fine", "3")
+    assert json.loads(store.to_jsonl(rows))["prompt"].startswith("=HYPERLINK")
+
+
 def test_the_database_refuses_a_score_outside_one_to_five(records) -> None:
     """The check constraints hold even for a writer that skips RatingIn."""
     from sqlalchemy.exc import IntegrityError
