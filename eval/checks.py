@@ -5,6 +5,8 @@ Decisions:
   (``eval/cases/support.yaml``): ``require`` (groups of phrases; each group needs one hit), ``forbid`` (claims that
   must not appear) and ``escalate`` (the answer must offer a human). Phrases are case-insensitive regular
   expressions. An example passes when every rule of its intent holds; each failed rule is named.
+  ``policy`` names the policy sections (headings) an answer must follow; rules cannot check that, so it
+  is for the LLM judge (``eval/judge.py``), which is shown those sections.
 - Error checks flag what no answer should do, whatever the intent: empty, truncated, a repetition loop, a
   refusal where the reference answered, order numbers / links / prices that are in neither the
   conversation nor the policy, PII echoed back, unsafe wording. Off-topic needs embeddings and is
@@ -69,6 +71,7 @@ class CaseRules(BaseModel):
     forbid: list[str] = Field(default_factory=list)
     escalate: bool = False
     description: str = ""
+    policy: list[str] = Field(default_factory=list)  # headings of the policy sections the answer must follow
 
 
 def load_cases(path: Path) -> dict[str, CaseRules]:

@@ -47,6 +47,7 @@ def run(
     ] = False,
     limit: Annotated[int | None, typer.Option(help="Only the first N conversations of the split.")] = None,
     only: Annotated[list[str] | None, typer.Option("--backend", help="Only these backends of the suite.")] = None,
+    judge: Annotated[bool, typer.Option(help="Let the suite's LLM judge grade the answers, if it has one.")] = True,
 ) -> None:
     """Generate (cached) and score every backend of a suite; write results.json, examples.jsonl, report.html.
 
@@ -77,7 +78,7 @@ def run(
             task = bar.add_task(label, total=total)
             return lambda n: bar.advance(task, n)
 
-        result = run_suite(suite, progress=progress)
+        result = run_suite(suite, progress=progress, judge=judge)
     stem = run_id = f"{result.started_at.strftime('%Y%m%dT%H%M%S')}-{suite.name}"
     taken = {run["run_id"] for run in history.runs(suite.name, limit=50)}
     suffix = 0
@@ -101,6 +102,8 @@ def run(
         "backends": summaries,
         "skipped": result.skipped,
     }
+    if result.judge is not None:
+        results["judge"] = result.judge.summary()
     deltas, baseline_id, base = None, None, None
     if baseline:
         try:
@@ -137,6 +140,7 @@ def run(
                primary_metric=suite.primary_metric, human=_human_for(directory)),
     )  # fmt: skip
     _print_summary(summaries, suite.primary_metric)
+    _print_judge(summaries)
     for name, why in result.skipped.items():
         err.print(f"[yellow]skipped[/] {name}: {why}", highlight=False)
     for backend_result in result.results:
@@ -166,6 +170,20 @@ def _print_summary(summaries: dict[str, Any], primary: str) -> None:
         table.add_row(metric, *(f"{flat[b][metric]:.4f}" if metric in flat[b] else "-" for b in summaries))
     table.add_row("cache hits", *(str(s["cache"]["hits"]) for s in summaries.values()))
     err.print(table)
+
+
+def _print_judge(summaries: dict[str, Any]) -> None:
+    for name, summary in summaries.items():
+        judged = summary.get("judge")
+        if judged is None:
+            continue
+        kappa = judged["kappa_vs_rules"]
+        err.print(
+            f"judge on {name}: completion {_number(judged['completion_rate'])}, mean score "
+            f"{_number(judged['mean_score'], 2)}, kappa vs rules {_number(kappa)} over {judged['kappa_cases']} cases, "
+            f"{judged['judge_errors']} judge errors, {judged['cache']['generated']} new judge calls",
+            highlight=False,
+        )
 
 
 @app.command("compare")

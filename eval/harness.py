@@ -17,6 +17,8 @@ Decisions:
 - Model metrics (``perplexity``) are computed here, per backend, because they need the loaded model and
   not only its answers; they are not cached (one forward pass per example). A backend that cannot give
   one is recorded under ``skipped_metrics`` with the reason, and the run goes on.
+- The suite's LLM judge (``eval/judge.py``), when it has one, grades the answers after every backend has
+  answered, through the same cache; its grades join each backend's summary and examples.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -43,6 +45,9 @@ from eval.metrics import MODEL_METRICS, TEXT_METRICS, MetricUnavailable, Score, 
 from eval.suite import BackendSpec, Suite
 from tunedesk.errors import ConfigError, TunedeskError
 from tunedesk.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from eval.judge import JudgedBackend, JudgeRun
 
 REMOTE_BACKENDS = ("azure",)
 OFF_TOPIC_SIMILARITY = 0.1  # answer-question cosine below this is off topic
@@ -95,6 +100,7 @@ class BackendResult:
     flags: list[list[str]] = field(default_factory=list)
     similarity_to_question: list[float] = field(default_factory=list)
     skipped_metrics: dict[str, str] = field(default_factory=dict)  # model metric -> why this backend has none
+    judge: JudgedBackend | None = None  # the LLM judge's grades, when the suite's judge graded this backend
 
     def summary(self) -> dict[str, Any]:
         checked = [c for c in self.completion if c is not None]
@@ -114,6 +120,7 @@ class BackendResult:
             "latency": latency_summary(measured),
             "cache": {"hits": sum(1 for g in self.generations if g.cached), "generated": len(fresh)},
             "skipped_metrics": self.skipped_metrics,
+            **({"judge": self.judge.summary()} if self.judge is not None else {}),
         }
 
 
@@ -357,6 +364,7 @@ class Run:
     dataset: Path
     started_at: datetime
     finished_at: datetime
+    judge: JudgeRun | None = None
 
 
 def backend_settings(spec: BackendSpec, suite: Suite) -> Settings:
@@ -371,8 +379,11 @@ def run_suite(
     suite: Suite,
     *,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    judge: bool = True,
 ) -> Run:
-    """Generate and score every backend of ``suite``; ``progress(label, total)`` returns an advance callback."""
+    """Generate and score every backend of ``suite``, then let its judge grade them (unless ``judge`` is False).
+
+    ``progress(label, total)`` returns an advance callback."""
     from tunedesk.db import engine
 
     started = datetime.now(UTC)
@@ -405,7 +416,34 @@ def run_suite(
         score(result, examples, suite.metrics, cases, policy, params.max_new_tokens)
         score_model_metrics(result, backend, suite.metrics, prompts, [e.reference for e in examples], params)
         results.append(result)
-    return Run(suite, examples, results, skipped, dataset, started, datetime.now(UTC))
+    judged = grade(suite, examples, results, cases, policy, cache, skipped, progress) if judge else None
+    return Run(suite, examples, results, skipped, dataset, started, datetime.now(UTC), judged)
+
+
+def grade(
+    suite: Suite,
+    examples: Sequence[Example],
+    results: Sequence[BackendResult],
+    cases: dict[str, CaseRules],
+    policy: str,
+    cache: GenerationCache,
+    skipped: dict[str, str],
+    progress: Callable[[str, int], Callable[[int], None]] | None,
+) -> JudgeRun | None:
+    """The suite's LLM judge over the answers; an optional judge that is not configured is noted in ``skipped``."""
+    if suite.judge is None or not results:
+        return None
+    from eval.judge import judge_settings, load_judge, run_judge
+
+    settings = judge_settings(suite.judge)
+    try:
+        backend = load_judge(suite.judge, settings)
+    except ConfigError as exc:
+        if not suite.judge.optional:
+            raise ConfigError(f"judge ({suite.judge.backend}): {exc}") from None
+        skipped[f"judge ({suite.judge.backend})"] = str(exc)
+        return None
+    return run_judge(suite, backend, examples, results, cases, policy, cache, progress)
 
 
 def example_rows(run: Run) -> list[dict[str, Any]]:
@@ -413,6 +451,11 @@ def example_rows(run: Run) -> list[dict[str, Any]]:
     rows = []
     for result in run.results:
         for index, (example, generation) in enumerate(zip(run.examples, result.generations, strict=True)):
+            judgement = result.judge.judgements[index] if result.judge is not None else None
+            scores = {name: s.per_example[index] for name, s in result.scores.items() if s.per_example}
+            if judgement is not None and judgement.error is None:
+                scores["judge_completion"] = float(bool(judgement.completed))
+                scores["judge_score"] = float(judgement.score or 0)
             rows.append(
                 {
                     "backend": result.name,
@@ -421,13 +464,14 @@ def example_rows(run: Run) -> list[dict[str, Any]]:
                     "prompt": example.prompt,
                     "reference": example.reference,
                     "answer": generation.answer,
-                    "scores": {name: s.per_example[index] for name, s in result.scores.items() if s.per_example},
+                    "scores": scores,
                     "task_completion": result.completion[index],
                     "failed_rules": result.failed_rules[index],
                     "errors": result.flags[index],
                     "latency": {k: v for k, v in asdict(generation).items() if k in ("ttft_s", "total_s", "tokens")},
                     "cached": generation.cached,
                     "generation_error": generation.error,
+                    "judge": judgement.to_json() if judgement is not None else None,
                 }
             )
     return rows

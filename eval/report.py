@@ -1,6 +1,7 @@
 """``report.html``: one self-contained page a person would rather look at than read.
 
-It has, top to bottom: the verdict against the baseline, a metric table per backend, score
+It has, top to bottom: the verdict against the baseline, a metric table per backend, the LLM judge's
+grades when the suite has a judge (with its agreement with the rules and the cases they disagree on), score
 distributions, a latency histogram, the trend over the last runs, the human ratings of the run's answers
 when people rated any (means with 95% CIs, agreement, correlation with the metrics), and the 20 worst
 answers with what was asked, expected and flagged. Plots are matplotlib PNGs inlined as base64, so the
@@ -170,6 +171,8 @@ def render(
         )
         parts.append(f"<tr><td>{html.escape(kind)}</td>{cells}</tr>")
     parts.append("</table>")
+    if results.get("judge"):
+        parts.append(judge_section(results, rows))
 
     parts.append(
         "<h2>Score distributions</h2>"
@@ -184,8 +187,10 @@ def render(
         parts.append(human_section(human))
 
     parts.append(f"<h2>Worst 20 answers by {html.escape(primary_metric)}</h2>")
+    judged = any(row.get("judge") for row in rows)
     parts.append("<table><tr><th>backend</th><th>case</th><th>question</th><th>reference</th><th>answer</th>"
-                 f"<th>{html.escape(primary_metric)}</th><th>flags</th></tr>")  # fmt: skip
+                 f"<th>{html.escape(primary_metric)}</th><th>flags</th>"
+                 + ("<th>judge</th>" if judged else "") + "</tr>")  # fmt: skip
     ranked = sorted((r for r in rows if primary_metric in r["scores"]), key=lambda r: r["scores"][primary_metric])
     for row in ranked[:20]:
         question = next((m["content"] for m in reversed(row["prompt"]) if m["role"] == "user"), "")
@@ -194,9 +199,65 @@ def render(
             f"<tr><td>{html.escape(row['backend'])}</td><td>{html.escape(row['id'])}<br><span class=muted>"
             f"{html.escape(row['intent'] or '')}</span></td><td><pre>{html.escape(question)}</pre></td>"
             f"<td><pre>{html.escape(row['reference'])}</pre></td><td><pre>{html.escape(row['answer'])}</pre></td>"
-            f"<td class=num>{_fmt(row['scores'][primary_metric])}</td><td>{html.escape(flags)}</td></tr>"
+            f"<td class=num>{_fmt(row['scores'][primary_metric])}</td><td>{html.escape(flags)}</td>"
+            + (f"<td>{_judgement(row.get('judge'))}</td>" if judged else "")
+            + "</tr>"
         )
     parts.append("</table>")
+    return "\n".join(parts)
+
+
+def _judgement(judgement: dict[str, Any] | None) -> str:
+    if not judgement:
+        return "-"
+    if judgement.get("error"):
+        return f"<span class=bad>judge error</span> <span class=muted>{html.escape(judgement['reason'])}</span>"
+    word = "completed" if judgement["completed"] else "not completed"
+    return f"{judgement['score']}/5 {word}<br><span class=muted>{html.escape(judgement['reason'])}</span>"
+
+
+def _disagree(row: dict[str, Any]) -> bool:
+    return row["task_completion"] is not None and row["task_completion"] != row["judge"]["completed"]
+
+
+def judge_section(results: dict[str, Any], rows: list[dict[str, Any]], shown: int = 10) -> str:
+    """The judge's grades per backend, its agreement with the rules, and the cases where they part ways."""
+    judge = results["judge"]
+    parts = [
+        "<h2>LLM judge</h2>",
+        f"<p class='muted'>graded by {html.escape(judge['backend'])} "
+        f"{html.escape(str(judge['description'].get('deployment') or judge['description'].get('model') or ''))} with "
+        f"the rubric {html.escape(judge['rubric'])} (sha256 {judge['rubric_sha256'][:12]}); agreement is Cohen's "
+        f"kappa with the rule-based task completion, over the cases both graded</p>",
+        "<table><tr><th>backend</th><th>completed</th><th>mean score (1-5)</th><th>kappa vs rules</th>"
+        "<th>judge errors</th><th>asked twice</th></tr>",
+    ]
+    for name, summary in results["backends"].items():
+        j = summary.get("judge")
+        if j is None:
+            continue
+        kappa = f"{_fmt(j['kappa_vs_rules'])} <span class=muted>n={j['kappa_cases']}</span>"
+        if j["kappa_note"]:
+            kappa += f" <span class=muted>{html.escape(j['kappa_note'])}</span>"
+        parts.append(
+            f"<tr><td>{html.escape(name)}</td><td class=num>{_fmt(j['completion_rate'])}</td>"
+            f"<td class=num>{_fmt(j['mean_score'])}</td><td class=num>{kappa}</td>"
+            f"<td class='num{' bad' if j['judge_errors'] else ''}'>{j['judge_errors']} / {j['judged']}</td>"
+            f"<td class=num>{j['retried']}</td></tr>"
+        )
+    parts.append("</table>")
+    parted = [r for r in rows if r.get("judge") and (r["judge"]["error"] or _disagree(r))]
+    if parted:
+        parts.append(f"<h3>Where the judge and the rules disagree, or the judge failed (first {shown})</h3>")
+        parts.append("<table><tr><th>backend</th><th>case</th><th>answer</th><th>rules</th><th>judge</th></tr>")
+        for row in parted[:shown]:
+            rules = "passed" if row["task_completion"] else ", ".join(row["failed_rules"]) or "-"
+            parts.append(
+                f"<tr><td>{html.escape(row['backend'])}</td><td>{html.escape(row['id'])}<br><span class=muted>"
+                f"{html.escape(row['intent'] or '')}</span></td><td><pre>{html.escape(row['answer'])}</pre></td>"
+                f"<td>{html.escape(rules)}</td><td>{_judgement(row['judge'])}</td></tr>"
+            )
+        parts.append("</table>")
     return "\n".join(parts)
 
 

@@ -12,6 +12,9 @@ Decisions:
   the backend's own weights, skipped with a note on backends that have none).
 - Thresholds are the largest drop (or rise, for lower-is-better metrics) from the baseline that is not a
   regression, in the metric's own units.
+- ``judge`` (optional) names a chat backend that grades answers against a published rubric
+  (``eval/judge.py``). It decodes greedily, always: its settings may configure the connection and the
+  model, not the sampling. An ``optional`` judge whose configuration is missing is skipped with a note.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunedesk.errors import ConfigError
+
+SAMPLING_FIELDS = frozenset({"max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed"})
 
 
 class DatasetSpec(BaseModel):
@@ -54,6 +59,32 @@ class GenerationSpec(BaseModel):
     seed: int = 0
 
 
+class JudgeSpec(BaseModel):
+    """An LLM judge: which backend grades, by which rubric, and whose answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str
+    settings: dict[str, Any] = Field(default_factory=dict)  # any TUNEDESK_* field but the sampling ones
+    rubric: Path | None = None  # default: the shipped eval/rubrics/support.md
+    backends: list[str] | None = Field(None, min_length=1)  # the suite backends whose answers it grades; all
+    optional: bool = False
+    concurrency: int | None = Field(None, ge=1)  # default: the suite's for remote backends, 1 for local ones
+    max_new_tokens: int = Field(200, ge=16)  # room for the JSON verdict
+    max_policy_chars: int = Field(8000, ge=0)  # a longer policy is cut to the sections closest to the case
+
+    @field_validator("settings")
+    @classmethod
+    def _no_sampling(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        sampling = sorted(set(settings) & SAMPLING_FIELDS)
+        if sampling:
+            raise ValueError(
+                f"{', '.join(sampling)}: the judge always decodes greedily (temperature 0); "
+                "set judge.max_new_tokens for a longer reply"
+            )
+        return settings
+
+
 class Suite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -69,6 +100,7 @@ class Suite(BaseModel):
     concurrency: int = Field(4, ge=1)
     thresholds: dict[str, float] = Field(default_factory=dict)
     primary_metric: str = "rougeL"  # what the worst-examples table and the trend plot use
+    judge: JudgeSpec | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> Suite:
@@ -99,4 +131,23 @@ def load_suite(path: Path) -> Suite:
     unknown = [m for m in suite.metrics if m not in known_metrics()]
     if unknown:
         raise ConfigError(f"{path}: metrics: unknown {', '.join(unknown)}; known: {', '.join(known_metrics())}")
+    if suite.judge is not None:
+        check_judge(path, suite)
     return suite
+
+
+def check_judge(path: Path, suite: Suite) -> None:
+    """What pydantic cannot see: the judge's backend exists, and it grades backends the suite has."""
+    from chatbot.backends import BACKENDS
+
+    judge = suite.judge
+    assert judge is not None, "check_judge needs a suite with a judge"
+    if judge.backend not in BACKENDS:
+        known = ", ".join(BACKENDS)
+        raise ConfigError(f"{path}: judge.backend: unknown backend {judge.backend!r}; choose one of: {known}")
+    names = [backend.name for backend in suite.backends]
+    unknown = [name for name in judge.backends or [] if name not in names]
+    if unknown:
+        raise ConfigError(
+            f"{path}: judge.backends: no backend named {', '.join(unknown)}; the suite has {', '.join(names)}"
+        )

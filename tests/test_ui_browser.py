@@ -71,15 +71,16 @@ def start_ui(home: Path, **env: str) -> UI:
             "TUNEDESK_USERS_FILE": str(state / "users.yaml"),
             **env,
         },
-        stdout=subprocess.PIPE,
+        # a file, not a pipe: nobody reads a pipe while the tests run, and a full one (64 KiB of access
+        # logs) blocks the server's next log write, which froze a whole module of tests
+        stdout=(state / "server.log").open("w"),
         stderr=subprocess.STDOUT,
-        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"tunedesk chat exited: {process.stdout.read() if process.stdout else ''}")
+            raise RuntimeError(f"tunedesk chat exited: {(state / 'server.log').read_text()[-4000:]}")
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
                 if response.status == 200:
