@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 TINY = "tiny-random-llama"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -93,3 +94,17 @@ def chromium_browser() -> Iterator:
         )
         yield launched
         launched.close()
+
+
+@pytest.fixture
+def records(tmp_path: Path) -> Iterator[Engine]:
+    """A fresh tunedesk database (SQLite, migrated to the newest revision) for one test."""
+    from sqlalchemy import create_engine
+
+    from tunedesk.db import migrate, sqlite_pragmas
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'records.db'}")
+    sqlite_pragmas(engine)
+    migrate(engine)
+    yield engine
+    engine.dispose()

@@ -16,18 +16,9 @@ from sqlalchemy import create_engine, inspect, text
 
 from chatbot import store
 from tunedesk import users
-from tunedesk.db import current_revision, downgrade, migrate, sqlite_pragmas
+from tunedesk.db import current_revision, downgrade, migrate
 from tunedesk.errors import ConfigError
 from tunedesk.settings import Settings
-
-
-@pytest.fixture
-def records(tmp_path: Path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'records.db'}")
-    sqlite_pragmas(engine)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def answer(message_id: str = "m1", **changes) -> store.Answer:

@@ -16,13 +16,12 @@ import numpy as np
 import pytest
 import yaml
 from scipy import stats
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from chatbot import review, store
 from eval.human import AXES, human_report, iso_week, krippendorff_alpha, mean_interval
 from tunedesk.cli import app
-from tunedesk.db import migrate, sqlite_pragmas
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -35,15 +34,6 @@ PUBLISHED = [
     [None, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, None],
     [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, None],
 ]
-
-
-@pytest.fixture
-def records(tmp_path: Path):
-    engine = create_engine(f"sqlite:///{tmp_path / 'records.db'}")
-    sqlite_pragmas(engine)
-    migrate(engine)
-    yield engine
-    engine.dispose()
 
 
 def answer(message_id: str, thread_id: str = "t1", backend: str = "onnx", model: str = "smollm2-135m", **changes):
