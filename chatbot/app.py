@@ -68,8 +68,7 @@ HANDOFF = (
 
 def is_admin() -> bool:
     """The signed-in user's role as the users file says now (a demotion takes effect at once)."""
-    known = users.all_users(settings()).get(_rater())
-    return known is not None and known.role == "admin"
+    return users.current_role(settings(), _rater()) == "admin"
 
 
 def chosen_model() -> tuple[str, str]:
@@ -123,8 +122,7 @@ if get_configured_oauth_providers():  # Chainlit refuses an OAuth callback when 
         provider_id: str, token: str, raw_user_data: dict[str, str], default_user: cl.User, id_token: str | None = None
     ) -> cl.User | None:
         """Entra ID (``OAUTH_AZURE_AD_*``) users are agents unless the users file makes them admins."""
-        known = users.all_users(settings()).get(default_user.identifier)
-        role = known.role if known else "agent"
+        role = users.current_role(settings(), default_user.identifier)
         return cl.User(identifier=default_user.identifier, metadata={"role": role, "provider": provider_id})
 
 

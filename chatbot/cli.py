@@ -109,18 +109,10 @@ def ratings_export(
     Example: tunedesk ratings export --format csv --since 2026-11-01 -o ratings.csv"""
     from chatbot import store
     from tunedesk.db import engine
-    from tunedesk.files import write_text_atomically
 
-    if format not in ("jsonl", "csv"):
-        raise ConfigError(f"--format {format!r}: choose jsonl or csv")
+    check_format(format)
     where = store.RatingFilter(since=local_time(since), rater=rater, backend=backend, history=history)
-    rows = store.ratings(engine(load_settings()), where)
-    text = store.to_csv(rows) if format == "csv" else store.to_jsonl(rows)
-    if out is None:
-        sys.stdout.write(text)
-    else:
-        write_text_atomically(out, text)
-        err.print(f"{len(rows)} ratings -> {out}")
+    write_export(store.ratings(engine(load_settings()), where), format, store.EXPORT_COLUMNS, out, "ratings")
 
 
 @ratings_app.command("outcomes")
@@ -137,19 +129,31 @@ def ratings_outcomes(
     Example: tunedesk ratings outcomes --format csv --kind survey -o csat.csv"""
     from chatbot import store
     from tunedesk.db import engine
-    from tunedesk.files import write_text_atomically
 
-    if format not in ("jsonl", "csv"):
-        raise ConfigError(f"--format {format!r}: choose jsonl or csv")
+    check_format(format)
     if kind not in (None, "survey", "escalation"):
         raise ConfigError(f"--kind {kind!r}: choose survey or escalation")
     rows = store.outcomes(engine(load_settings()), since=local_time(since), kind=kind, history=history)
-    text = store.to_csv(rows, store.OUTCOME_COLUMNS) if format == "csv" else store.to_jsonl(rows)
+    write_export(rows, format, store.OUTCOME_COLUMNS, out, "outcomes")
+
+
+def check_format(format: str) -> None:
+    """Before the database is read: a typo in --format is the user's first error, not the last."""
+    if format not in ("jsonl", "csv"):
+        raise ConfigError(f"--format {format!r}: choose jsonl or csv")
+
+
+def write_export(rows: list[dict], format: str, columns: list[str], out: Path | None, what: str) -> None:
+    """Rows as CSV or JSONL to stdout, or atomically to ``out``."""
+    from chatbot import store
+    from tunedesk.files import write_text_atomically
+
+    text = store.export_text(rows, format, columns)
     if out is None:
         sys.stdout.write(text)
     else:
         write_text_atomically(out, text)
-        err.print(f"{len(rows)} outcomes -> {out}")
+        err.print(f"{len(rows)} {what} -> {out}")
 
 
 @review_app.command("add")

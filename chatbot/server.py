@@ -83,8 +83,7 @@ def caller(request: Request) -> users.Signed:
             except Exception:
                 user = None
             if user is not None:  # the role as it is now, not as it was at sign-in (a demotion takes effect)
-                known = users.all_users(settings).get(user.identifier)
-                return users.Signed(name=user.identifier, role=known.role if known else "agent")
+                return users.Signed(name=user.identifier, role=users.current_role(settings, user.identifier))
     raise HTTPException(401, "sign in, or send 'Authorization: Bearer <token>' (tunedesk users token NAME)")
 
 
@@ -133,6 +132,15 @@ async def admin_page(who: Annotated[users.Signed, Depends(admin)]) -> HTMLRespon
     return HTMLResponse(await run_in_threadpool(dashboard.page, data, who.name))
 
 
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
+
+
+def exported(rows: list[dict[str, Any]], format: Literal["jsonl", "csv"], columns: list[str]) -> Response:
+    from chatbot import store
+
+    return PlainTextResponse(store.export_text(rows, format, columns), media_type=MEDIA_TYPES[format])
+
+
 @app.get("/api/ratings")
 async def export_ratings(
     who: Annotated[users.Signed, Depends(admin)],
@@ -152,9 +160,7 @@ async def export_ratings(
 
     where = store.RatingFilter(since, until, rater, backend, model, kind, source, history)
     rows = await run_in_threadpool(store.ratings, engine(settings), where)
-    if format == "csv":
-        return PlainTextResponse(store.to_csv(rows), media_type="text/csv; charset=utf-8")
-    return PlainTextResponse(store.to_jsonl(rows), media_type="application/x-ndjson")
+    return exported(rows, format, store.EXPORT_COLUMNS)
 
 
 @app.get("/api/outcomes")
@@ -171,9 +177,7 @@ async def export_outcomes(
     from tunedesk.db import engine
 
     rows = await run_in_threadpool(store.outcomes, engine(settings), since, until, kind, history)
-    if format == "csv":
-        return PlainTextResponse(store.to_csv(rows, store.OUTCOME_COLUMNS), media_type="text/csv; charset=utf-8")
-    return PlainTextResponse(store.to_jsonl(rows), media_type="application/x-ndjson")
+    return exported(rows, format, store.OUTCOME_COLUMNS)
 
 
 @app.post("/api/ratings", status_code=201)

@@ -292,6 +292,26 @@ def _last_answer(conn: Any, thread_id: str) -> dict[str, Any]:
     return dict(row) if row else {"message_id": None, "backend": None, "model": None}
 
 
+def _insert_outcome(conn: Any, kind: str, thread_id: str, user: str, **answers: Any) -> dict[str, Any]:
+    """Insert one ``chat_outcomes`` row for the thread's latest answer; ``answers`` fills the kind's columns."""
+    row = {
+        "id": str(uuid.uuid4()),
+        "created_at": datetime.now(UTC),
+        "kind": kind,
+        "thread_id": thread_id,
+        "user": user,
+        **_last_answer(conn, thread_id),
+        "resolved": None,
+        "csat": None,
+        "comment": None,
+        "reason": None,
+        "supersedes": None,
+        **answers,
+    }
+    conn.execute(insert(outcomes_table).values(**row))
+    return row
+
+
 def record_survey(engine: Engine, thread_id: str, user: str, survey: SurveyIn) -> dict[str, Any]:
     """Store ``user``'s survey of a conversation; a second one supersedes the first (history is kept)."""
     o = outcomes_table.c
@@ -300,41 +320,22 @@ def record_survey(engine: Engine, thread_id: str, user: str, survey: SurveyIn) -
         previous = conn.execute(
             select(o.id).where(o.thread_id == thread_id, o.user == user, o.kind == "survey", o.id.not_in(superseded))
         ).scalar()
-        row = {
-            "id": str(uuid.uuid4()),
-            "created_at": datetime.now(UTC),
-            "kind": "survey",
-            "thread_id": thread_id,
-            "user": user,
-            **_last_answer(conn, thread_id),
-            "resolved": None if survey.resolved is None else int(survey.resolved),
-            "csat": survey.csat,
-            "comment": survey.comment or None,
-            "reason": None,
-            "supersedes": previous,
-        }
-        conn.execute(insert(outcomes_table).values(**row))
-    return row
+        return _insert_outcome(
+            conn,
+            "survey",
+            thread_id,
+            user,
+            resolved=None if survey.resolved is None else int(survey.resolved),
+            csat=survey.csat,
+            comment=survey.comment or None,
+            supersedes=previous,
+        )
 
 
 def record_escalation(engine: Engine, thread_id: str, user: str, reason: Escalation) -> dict[str, Any]:
     """Record that a conversation was handed to a human, and why."""
     with engine.begin() as conn:
-        row = {
-            "id": str(uuid.uuid4()),
-            "created_at": datetime.now(UTC),
-            "kind": "escalation",
-            "thread_id": thread_id,
-            "user": user,
-            **_last_answer(conn, thread_id),
-            "resolved": None,
-            "csat": None,
-            "comment": None,
-            "reason": reason,
-            "supersedes": None,
-        }
-        conn.execute(insert(outcomes_table).values(**row))
-    return row
+        return _insert_outcome(conn, "escalation", thread_id, user, reason=reason)
 
 
 def outcomes(
@@ -383,6 +384,11 @@ def to_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str] = EXPORT_COLUM
     for row in rows:
         writer.writerow({key: _cell(value) for key, value in row.items()})
     return out.getvalue()
+
+
+def export_text(rows: Sequence[dict[str, Any]], format: str, columns: Sequence[str]) -> str:
+    """Rows as ``csv`` (with ``columns``) or ``jsonl`` (anything else): what the API and the CLI export."""
+    return to_csv(rows, columns) if format == "csv" else to_jsonl(rows)
 
 
 def _cell(value: Any) -> Any:

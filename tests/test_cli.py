@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from tunedesk.cli import app
@@ -88,3 +89,25 @@ def test_console_script_is_installed() -> None:
         check=True,
     )
     assert result.stdout == "You said: hello\n"
+
+
+def test_ratings_outcomes_exports_csv_atomically_and_refuses_a_bad_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chatbot import store
+    from tunedesk.db import engine
+    from tunedesk.settings import load_settings
+
+    monkeypatch.setenv("TUNEDESK_DATABASE_URL", f"sqlite:///{tmp_path / 'records.db'}")
+    records = engine(load_settings())
+    store.record_survey(records, "t1", "ann", store.SurveyIn(resolved=True, csat=5, comment="=SUM(A1)"))
+    store.record_escalation(records, "t1", "ann", "bot_unsure")
+    out = tmp_path / "csat.csv"
+    result = runner.invoke(app, ["ratings", "outcomes", "--format", "csv", "--kind", "survey", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("id,created_at,kind,thread_id,user") and len(lines) == 2
+    assert ",survey,t1,ann," in lines[1] and ",'=SUM(A1)," in lines[1]
+    refused = runner.invoke(app, ["ratings", "outcomes", "--format", "xml", "-o", str(tmp_path / "x.csv")])
+    assert refused.exit_code == 1 and "--format 'xml': choose jsonl or csv" in refused.output
+    assert not (tmp_path / "x.csv").exists()

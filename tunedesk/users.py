@@ -105,6 +105,13 @@ def all_users(settings: Settings) -> dict[str, User]:
     return users
 
 
+def current_role(settings: Settings, name: str) -> Role:
+    """``name``'s role as the users file says now (a demotion takes effect at once); unknown names
+    (Entra ID users the file does not list) are agents."""
+    known = all_users(settings).get(name)
+    return known.role if known else "agent"
+
+
 def hash_password(password: str) -> str:
     if len(password) < 8:
         raise ConfigError("a password needs at least 8 characters")
