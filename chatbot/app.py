@@ -382,9 +382,7 @@ async def ask_survey() -> None:
     cl.user_session.set("survey_asked", True)
     message = cl.Message(content="Before you go: did we solve your problem?")
     await message.send()
-    survey = cl.CustomElement(name="Survey", display="inline", props={}, for_id=message.id)
-    survey.props = {"elementId": survey.id, "forId": message.id, "saved": {}}
-    await survey.send(for_id=message.id)
+    await form_element("Survey", message.id).send(for_id=message.id)
 
 
 @cl.action_callback("end_chat")
@@ -407,10 +405,7 @@ async def survey(action: cl.Action) -> dict[str, Any]:
     count_outcome(row)
     saved = {"resolved": answers.resolved, "csat": answers.csat, "comment": answers.comment}
     if payload.get("elementId") and payload.get("forId"):  # a resumed thread shows what was sent
-        element = cl.CustomElement(name="Survey", display="inline", props={}, for_id=payload["forId"])
-        element.id = payload["elementId"]
-        element.props = {"elementId": element.id, "forId": element.for_id, "saved": saved}
-        await element.update()
+        await form_element("Survey", payload["forId"], saved, payload["elementId"]).update()
     return {"saved": True, "id": row["id"], "changed": row["supersedes"] is not None}
 
 
@@ -420,11 +415,21 @@ def rating_widget(
     """The 1-5 rating element of answer ``message_id``, shown under message ``for_id`` (default: the answer).
 
     ``saved``: the rater's current scores, shown again."""
-    widget = cl.CustomElement(name="Rating", display="inline", props={}, for_id=for_id or message_id)
+    return form_element("Rating", for_id or message_id, saved, element_id, messageId=message_id)
+
+
+def form_element(
+    name: str, for_id: str, saved: dict[str, Any] | None = None, element_id: str | None = None, **props: Any
+) -> Any:
+    """A custom element that posts an action (Rating, Survey) under message ``for_id``.
+
+    It knows its own id and message, so the action can update it in place with what was ``saved`` (a
+    resumed thread then shows it); ``element_id`` names the element being updated."""
+    element = cl.CustomElement(name=name, display="inline", props={}, for_id=for_id)
     if element_id:
-        widget.id = element_id
-    widget.props = {"messageId": message_id, "elementId": widget.id, "forId": widget.for_id, "saved": saved or {}}
-    return widget
+        element.id = element_id
+    element.props = {**props, "elementId": element.id, "forId": for_id, "saved": saved or {}}
+    return element
 
 
 RATED_FIELDS = ("message_id", *store.SCORES, "correction")
