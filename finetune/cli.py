@@ -1,12 +1,14 @@
-"""``tunedesk finetune ...``: Azure OpenAI fine-tune jobs and deployments from the terminal.
+"""``tunedesk finetune ...``: local LoRA fine-tuning, and Azure OpenAI fine-tune jobs and deployments.
 
-Every command takes a job id, or ``last`` for the newest job submitted from this machine. Connection
+``lora`` and ``merge`` run here (``finetune/lora.py``, ``finetune/export.py``). Every ``azure`` command takes a
+job id, or ``last`` for the newest job submitted from this machine. Connection
 settings come from ``TUNEDESK_AZURE_*`` (or the SDK's ``AZURE_OPENAI_*``); see README "Azure OpenAI".
 """
 
 from __future__ import annotations
 
 import json
+import os
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +21,9 @@ from rich.table import Table
 from tunedesk.console import err, friendly_errors
 from tunedesk.settings import Settings, load_settings
 
-app = typer.Typer(help="Fine-tune models: Azure OpenAI jobs and deployments.", no_args_is_help=True)
+app = typer.Typer(
+    help="Fine-tune models: local LoRA (lora, merge), Azure OpenAI jobs and deployments.", no_args_is_help=True
+)
 azure_app = typer.Typer(help="Azure OpenAI fine-tune jobs: submit, watch, read results, deploy.", no_args_is_help=True)
 app.add_typer(azure_app, name="azure")
 
@@ -50,6 +54,72 @@ def connect() -> Azure:
     settings = load_settings()
     conn = connection(settings)
     return Azure(settings, conn, client(conn), JobStore(engine(settings)))
+
+
+@app.command()
+@friendly_errors
+def lora(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="YAML recipe, e.g. finetune/configs/smollm2-support.yaml.")
+    ],
+    train: Annotated[Path | None, typer.Option(help="Training JSONL (overrides the config's train).")] = None,
+    validation: Annotated[Path | None, typer.Option(help="Validation JSONL (overrides the config).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Run directory (overrides the config).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Base model (overrides the config).")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Epochs (overrides the config).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed (overrides the config).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --output from its latest checkpoint.")] = False,
+) -> None:
+    """Fine-tune a LoRA adapter on chat JSONL; writes a run directory the chat and eval load with --model.
+
+    Runs on N GPUs unchanged: accelerate launch --num_processes N -m tunedesk finetune lora --config ...
+
+    Example: tunedesk finetune lora --config finetune/configs/smollm2-support.yaml"""
+    from finetune.lora import TrainConfig
+    from finetune.lora import train as run_training
+
+    recipe = TrainConfig.from_yaml(
+        config,
+        train=train,
+        validation=validation,
+        output=output,
+        model=model,
+        epochs=epochs,
+        max_steps=max_steps,
+        seed=seed,
+    )
+    result = run_training(recipe, resume=resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # one of several processes: the first one reports
+    summary = {
+        "run": str(result.output),
+        "steps": result.steps,
+        "epochs": round(result.epochs_done, 3),
+        "tokens_per_s": round(result.tokens_per_s, 1),
+        "best_val_loss": result.best_val_loss,
+        "stopped_early": result.stopped_early,
+    }
+    err.print(
+        f"run written to {result.output}; chat with it: tunedesk ask --backend local --model {result.output} 'hello'"
+    )
+    typer.echo(json.dumps(summary))
+
+
+@app.command()
+@friendly_errors
+def merge(
+    run: Annotated[Path, typer.Argument(help="LoRA run directory (or a peft adapter directory).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the merged transformers model.")],
+) -> None:
+    """Merge a LoRA adapter into its base model: a plain transformers checkpoint, no peft needed to load it.
+
+    Example: tunedesk finetune merge runs/support --out models/support-merged"""
+    from finetune.export import merge as merge_adapter
+
+    with err.status(f"merging {run}"):
+        path = merge_adapter(run, out)
+    typer.echo(str(path))
 
 
 @azure_app.command()
