@@ -81,6 +81,43 @@ def model_prepare(
     typer.echo(str(path))
 
 
+@model_app.command("export-onnx")
+@friendly_errors
+def model_export_onnx(
+    ref: Annotated[str, typer.Argument(help="LoRA run directory, registry name, transformers directory or hub id.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write: the model directory, or with --adapter-only the adapter's folder."),
+    ] = None,
+    precision: Annotated[str, typer.Option(help="ONNX precision: int4 or fp32 (fp16 needs CUDA).")] = "int4",
+    adapter_only: Annotated[
+        bool,
+        typer.Option(
+            "--adapter-only",
+            help="Export the run's adapter as an .onnx_adapter for a shared base model (the onnx backend "
+            "switches adapters per request; see TUNEDESK_ADAPTERS), instead of a merged model.",
+        ),
+    ] = False,
+) -> None:
+    """Export a model (a LoRA run is merged first) for ONNX Runtime GenAI, or a run's adapter alone.
+
+    Without --out the merged model stays in the cache, where --backend onnx --model REF finds it.
+
+    Example: tunedesk model export-onnx runs/support --adapter-only --precision int4"""
+    from finetune.export import export_adapter, export_onnx
+
+    home = load_settings().home
+    with err.status(f"exporting {ref}") as status:
+        progress = lambda message: status.update(f"{ref}: {message}")  # noqa: E731
+        if adapter_only:
+            exported = export_adapter(ref, out, precision, home, progress)
+            typer.echo(f"ONNX base with LoRA inputs: {exported.base_dir}", err=True)
+            path = exported.adapter_file
+        else:
+            path = export_onnx(ref, out, precision, home=home, progress=progress)
+    typer.echo(str(path))
+
+
 @model_app.command("info")
 @friendly_errors
 def model_info(name: Annotated[str, typer.Argument(help="Registry name, directory or hub id.")]) -> None:

@@ -4,6 +4,10 @@ Decisions:
 - A model reference is one of: a registry name (``smollm2-135m``), a local directory (a
   transformers checkpoint, an ONNX Runtime GenAI model, or a tunedesk artifact with a manifest), or a
   Hugging Face hub id (``org/name``) for users with internet. ``resolve`` decides which, once.
+- A LoRA run directory (its manifest says ``"kind": "lora"``) is a model too: its base model plus
+  its peft adapter. Artifacts derived from it (a merged checkpoint, ONNX models) carry the adapter's
+  content hash in their names, so retraining the run into the same directory never serves a stale
+  merge; superseded ones are pruned after the new one is built.
 - Prepared artifacts (a transformers directory, ONNX models per precision) live under
   ``$TUNEDESK_HOME/models/<slug>/`` and each carries ``tunedesk-manifest.json``. They are built in a
   temporary sibling directory and renamed into place, under a file lock, so an interrupted or
@@ -73,7 +77,7 @@ REGISTRY: dict[str, ModelSpec] = {
     )
 }
 
-SourceKind = Literal["registry", "hub", "transformers-dir", "onnx-dir"]
+SourceKind = Literal["registry", "hub", "transformers-dir", "onnx-dir", "lora-dir"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -86,6 +90,14 @@ class ModelSource:
     slug: str  # directory name under $TUNEDESK_HOME/models for artifacts prepared from it
     spec: ModelSpec | None = None
     path: Path | None = None  # for local directories
+    base: str | None = None  # lora-dir: the model reference the adapter was trained on
+    adapter: Path | None = None  # lora-dir: the peft adapter directory
+    revision: str | None = None  # lora-dir: sha256 of the adapter's config and weights
+    name: str | None = None  # lora-dir: the run's name (from its manifest), safe as a file name
+
+    def artifact_suffix(self) -> str:
+        """What tells apart artifacts built from different revisions of the same source ("" if it has none)."""
+        return f"-{self.revision[:12]}" if self.revision else ""
 
     def package_dir(self) -> Path:
         """Directory of the package that embeds this registry model's weights (not imported)."""
@@ -113,6 +125,9 @@ def resolve(ref: str) -> ModelSource:
     path = Path(ref).expanduser()
     if path.is_dir():
         path = path.resolve()
+        manifest = _read_manifest_checked(path)
+        if manifest is not None and manifest.get("kind") == "lora":
+            return _resolve_lora_run(ref, path, manifest)
         if (path / "genai_config.json").is_file():
             return ModelSource(ref=ref, kind="onnx-dir", slug=_slug(path.name), path=path)
         if (path / "config.json").is_file():
@@ -131,6 +146,66 @@ def resolve(ref: str) -> ModelSource:
     )
 
 
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+ONNX_ADAPTER_SUFFIX = ".onnx_adapter"  # LoRA weights for an ONNX base (onnxruntime.AdapterFormat)
+
+
+def _read_manifest_checked(directory: Path) -> dict[str, Any] | None:
+    try:
+        return read_manifest(directory)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelNotFoundError(f"{directory / MANIFEST} is not valid JSON: {exc}") from exc
+
+
+def _resolve_lora_run(ref: str, path: Path, manifest: dict[str, Any]) -> ModelSource:
+    where = path / MANIFEST
+    base = manifest.get("base")
+    if not isinstance(base, str) or not base:
+        raise ModelNotFoundError(f'{where} names no base model ("base"): the LoRA run cannot be loaded')
+    adapter = path / str(manifest.get("adapter") or "adapter")
+    if not (adapter / "adapter_config.json").is_file():
+        raise ModelNotFoundError(
+            f"{adapter} has no adapter_config.json, yet {where} says this is a LoRA run: "
+            "the run is incomplete (still training, or interrupted before it saved an adapter)"
+        )
+    weights = [adapter / name for name in ADAPTER_WEIGHTS if (adapter / name).is_file()]
+    if not weights:
+        raise ModelNotFoundError(f"{adapter} has no adapter weights ({' or '.join(ADAPTER_WEIGHTS)})")
+    if base not in REGISTRY and Path(base).expanduser().resolve() == path:
+        raise ModelNotFoundError(f"{where} names the run itself as its base model")
+    base_path = manifest.get("base_path")
+    if not _resolvable(base) and isinstance(base_path, str) and Path(base_path).is_dir():
+        base = base_path  # the trainer's own prepared copy of the base, when the ref itself is gone
+    revision = adapter_revision(adapter / "adapter_config.json", weights[0])
+    name = _slug(str(manifest.get("name") or path.name))
+    return ModelSource(
+        ref=ref,
+        kind="lora-dir",
+        slug=_slug(f"{path.name}-{_short_hash(path)}"),  # by path: a renamed run keeps its cache
+        path=path,
+        base=base,
+        adapter=adapter,
+        revision=revision,
+        name=name,
+    )
+
+
+def _resolvable(ref: str) -> bool:
+    try:
+        resolve(ref)
+    except ModelNotFoundError:
+        return False
+    return True
+
+
+def adapter_revision(config: Path, weights: Path) -> str:
+    """sha256 of a peft adapter's config and weights: what a merge of it depends on."""
+    digest = hashlib.sha256()
+    for path in (config, weights):
+        digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
 def models_dir(home: Path) -> Path:
     return home / "models"
 
@@ -140,8 +215,32 @@ def artifact_path(home: Path, source: ModelSource, artifact: str) -> Path:
     return models_dir(home) / source.slug / artifact
 
 
-def onnx_artifact_name(precision: str) -> str:
-    return f"onnx-{precision}-cpu"
+def transformers_artifact_name(source: ModelSource) -> str:
+    """``transformers``, or ``transformers-merged-<revision>`` for a LoRA run (base + adapter merged)."""
+    return f"transformers-merged{source.artifact_suffix()}" if source.kind == "lora-dir" else "transformers"
+
+
+def onnx_artifact_name(precision: str, source: ModelSource | None = None) -> str:
+    return f"onnx-{precision}-cpu{source.artifact_suffix() if source else ''}"
+
+
+def onnx_lora_artifact_name(precision: str, signature: str) -> str:
+    """An ONNX base model whose LoRA weights are inputs; ``signature`` hashes the modules it adapts."""
+    return f"onnx-{precision}-cpu-lora-{signature}"
+
+
+def prune_superseded(home: Path, source: ModelSource) -> list[Path]:
+    """Remove the finished artifacts of ``source`` built from another revision of it (a LoRA run
+    retrained in place); they can never be asked for again. Returns what was removed."""
+    if source.revision is None:
+        return []
+    removed = []
+    for name, manifest in prepared_artifacts(home, source.slug).items():
+        if manifest.get("revision") not in (None, source.revision):
+            stale = models_dir(home) / source.slug / name
+            shutil.rmtree(stale, ignore_errors=True)
+            removed.append(stale)
+    return removed
 
 
 def prepared_artifacts(home: Path, slug: str) -> dict[str, dict[str, Any]]:

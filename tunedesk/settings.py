@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
@@ -51,6 +52,11 @@ class Settings(BaseSettings):
     model: str = Field("smollm2-135m", description="Registry name, local directory or hub id of the model.")
     precision: str = Field("int4", description="ONNX precision for the onnx backend: int4, fp32.")
     adapter: Path | None = Field(None, description="LoRA adapter directory for the local backend.")
+    adapters: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="LoRA runs (or .onnx_adapter files) exported with `tunedesk model export-onnx --adapter-only` "
+        "that the onnx backend switches between per request; comma-separated.",
+    )
     device: str = Field("auto", description="Device for the local backend: auto, cpu, cuda.")
     context_window: int = Field(2048, ge=64, description="Tokens of prompt + answer a backend may use.")
     system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, description="System prompt of the support bot.")
@@ -109,6 +115,13 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, value: Any) -> Any:
         return Path(value).expanduser() if isinstance(value, str | Path) else value
+
+    @field_validator("adapters", mode="before")
+    @classmethod
+    def _split_adapters(cls, value: Any) -> Any:
+        if isinstance(value, str):  # TUNEDESK_ADAPTERS=runs/a,runs/b
+            return [Path(part.strip()).expanduser() for part in value.split(",") if part.strip()]
+        return value
 
     @classmethod
     def settings_customise_sources(

@@ -27,7 +27,8 @@ from tunedesk.settings import Settings
 
 
 class GenerationParams(BaseModel):
-    """How to decode. ``temperature == 0`` means greedy."""
+    """How to decode. ``temperature == 0`` means greedy. ``adapter`` names one of the LoRA adapters a
+    backend was configured with (the onnx backend switches per request); ``None`` is the base model."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -37,6 +38,7 @@ class GenerationParams(BaseModel):
     top_k: int = Field(50, ge=1)
     repetition_penalty: float = Field(1.0, ge=1.0, le=2.0)
     seed: int | None = None
+    adapter: str | None = Field(default=None, min_length=1)
 
     @property
     def greedy(self) -> bool:

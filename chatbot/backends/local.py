@@ -3,6 +3,9 @@
 Decisions:
 - The reference implementation: what the fine-tuned model does in PyTorch is what the ONNX export
   must reproduce, so this backend stays plain ``model.generate`` with the model's chat template.
+- A LoRA run (``model="runs/x"``) loads as its base model plus the unmerged peft adapter, as
+  ``adapter=`` does, never the registry's merged copy: the reference is base + adapter. The tokenizer
+  is the adapter directory's own when the trainer saved one there, else the base's.
 - bf16 on CUDA, fp32 on CPU. ``device="auto"`` picks CUDA when ``torch.cuda.is_available()``.
 - Streaming through ``TextIteratorStreamer``; ``generate`` runs in its own thread and a stopping
   criterion watches the cancel flag, so closing the stream stops the GPU/CPU work too.
@@ -19,6 +22,7 @@ from typing import Any, ClassVar
 from chatbot.backends.base import GenerationParams, GenerationStats, ThreadedBackend
 from chatbot.conversation import Message
 from tunedesk.errors import ConfigError, GenerationError
+from tunedesk.models import resolve
 from tunedesk.prepare import ensure_transformers
 from tunedesk.settings import Settings, load_settings
 
@@ -46,8 +50,10 @@ class LocalBackend(ThreadedBackend):
         self.device = device
         self.dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
         self.model_ref = model
-        self.path = ensure_transformers(model, home or load_settings().home)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        base, adapter, self.adapter_name = _base_and_adapter(model, adapter)
+        self.path = ensure_transformers(base, home or load_settings().home)
+        has_tokenizer = adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file()
+        self.tokenizer = AutoTokenizer.from_pretrained(adapter if has_tokenizer else self.path)
         loaded: Any = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
         self.adapter = adapter
         if adapter is not None:
@@ -66,12 +72,14 @@ class LocalBackend(ThreadedBackend):
             "model": self.model_ref,
             "path": str(self.path),
             "adapter": str(self.adapter) if self.adapter else None,
+            "adapter_name": self.adapter_name,
             "device": self.device,
         }
 
     @classmethod
     def prepare(cls, settings: Settings, progress: Callable[[str], None]) -> None:
-        ensure_transformers(settings.model, settings.home, progress)
+        base, _, _ = _base_and_adapter(settings.model, settings.adapter)
+        ensure_transformers(base, settings.home, progress)
 
     def encode(self, messages: Sequence[Message]) -> list[int]:
         encoded: Any = self.tokenizer.apply_chat_template(
@@ -89,6 +97,9 @@ class LocalBackend(ThreadedBackend):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
                 return cancel.is_set()
 
+        if params.adapter is not None and params.adapter != self.adapter_name:
+            loaded = f"only '{self.adapter_name}'" if self.adapter_name else "none"
+            raise ConfigError(f"unknown adapter '{params.adapter}'; this local backend has {loaded}")
         started = time.perf_counter()
         prompt = self.encode(messages)
         budget = self.answer_budget(prompt, params)
@@ -141,3 +152,14 @@ class LocalBackend(ThreadedBackend):
             self.last_stats = stats
         if failure:
             raise GenerationError(f"transformers generation failed: {failure[0]}") from failure[0]
+
+
+def _base_and_adapter(model: str, adapter: Path | None) -> tuple[str, Path | None, str | None]:
+    """(base model ref, adapter dir, adapter name): a LoRA run is its base plus its own adapter."""
+    source = resolve(model)
+    if source.kind != "lora-dir":
+        return model, adapter, Path(adapter).name if adapter is not None else None
+    if adapter is not None:
+        raise ConfigError(f"{model} is a LoRA run with its own adapter; do not also set an adapter ({adapter})")
+    assert source.base is not None
+    return source.base, source.adapter, source.name

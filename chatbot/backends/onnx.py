@@ -9,6 +9,13 @@ Decisions:
   tokenizer files), so training, transformers and ONNX render conversations identically.
 - Prefix reuse across turns (``prefix_cache.py``): the next turn prefills only the new question,
   and still gets the very answer a cold run would give. Seeded sampling always starts fresh.
+- LoRA adapters per request: ``adapters`` (``TUNEDESK_ADAPTERS``) lists LoRA runs, or their
+  ``.onnx_adapter`` files, exported with ``tunedesk model export-onnx RUN --adapter-only``. They
+  must share one ONNX base (same base model, same adapted modules); the backend then loads that base
+  (with LoRA weights as inputs, from the cache) instead of the plain model, and
+  ``GenerationParams.adapter`` picks one per request (``None``: the base model). ``model`` must be
+  the runs' base model (or that base's ONNX directory). Nothing is exported here: a missing or stale
+  export is an error that says which command makes it. The prefix cache keys on the adapter.
 """
 
 from __future__ import annotations
@@ -17,13 +24,16 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from chatbot.backends.base import GenerationParams, GenerationStats, ThreadedBackend
 from chatbot.backends.prefix_cache import Options, PrefixCache
 from chatbot.conversation import Message
-from tunedesk.prepare import ensure_onnx
+from tunedesk.errors import ConfigError, ModelNotFoundError
+from tunedesk.models import MANIFEST, ONNX_ADAPTER_SUFFIX, models_dir, onnx_lora_artifact_name, resolve
+from tunedesk.prepare import LORA_INPUT, check_precision, ensure_onnx, onnx_input_names
 from tunedesk.settings import Settings, load_settings
 
 # ChatML, for models that ship no chat template of their own.
@@ -33,7 +43,100 @@ FALLBACK_TEMPLATE = (
 )
 
 
+@dataclass(frozen=True)
+class OnnxAdapter:
+    """An exported LoRA adapter: its ``.onnx_adapter`` file and what its ``.json`` says it fits."""
+
+    name: str
+    file: Path
+    base: str  # the model reference the run was trained from
+    base_slug: str
+    signature: str  # which modules it adapts: adapters with equal signatures share one ONNX base
+    source: Path  # what was configured: the run directory or the file
+
+
+def find_adapter(entry: Path | str) -> OnnxAdapter:
+    """The exported adapter of a LoRA run directory (``<run>/onnx/*.onnx_adapter``), or an adapter file."""
+    path = Path(entry).expanduser()
+    if path.is_dir():
+        found = sorted((path / "onnx").glob(f"*{ONNX_ADAPTER_SUFFIX}"))
+        if not found:
+            raise ConfigError(
+                f"the LoRA run {path} has no exported ONNX adapter ({path / 'onnx'}/*{ONNX_ADAPTER_SUFFIX}); "
+                f"export it with: tunedesk model export-onnx {path} --adapter-only"
+            )
+        if len(found) > 1:
+            names = ", ".join(str(file) for file in found)
+            raise ConfigError(f"{path / 'onnx'} holds several adapters; name the file you mean: {names}")
+        file = found[0]
+    elif path.is_file() and path.name.endswith(ONNX_ADAPTER_SUFFIX):
+        file = path
+    else:
+        raise ConfigError(f"adapter {path} is neither a LoRA run directory nor an {ONNX_ADAPTER_SUFFIX} file")
+    sidecar = file.with_name(file.name + ".json")
+    try:
+        info = json.loads(sidecar.read_text())
+        adapter = OnnxAdapter(
+            str(info["name"]), file, str(info["base"]), str(info["base_slug"]), str(info["signature"]), path
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"{sidecar} is missing or unreadable ({exc}); re-export the adapter with "
+            "tunedesk model export-onnx RUN --adapter-only"
+        ) from exc
+    run = Path(str(info.get("run") or path))
+    if info.get("revision") and (run / MANIFEST).is_file():
+        try:
+            current = resolve(str(run)).revision
+        except ModelNotFoundError:
+            current = None
+        if current is not None and current != info["revision"]:
+            raise ConfigError(
+                f"{file} is stale: the adapter of {run} changed after it was exported; re-export it with "
+                f"tunedesk model export-onnx {run} --adapter-only"
+            )
+    return adapter
+
+
+def onnx_model_for(model: str, home: Path, precision: str, adapters: Sequence[OnnxAdapter] = ()) -> Path:
+    """The ONNX directory to load: ``model``'s own, or with adapters, the base they were exported for."""
+    if not adapters:
+        return ensure_onnx(model, home, precision)
+    check_precision(precision)
+    bases = {(adapter.base_slug, adapter.signature) for adapter in adapters}
+    if len(bases) > 1:
+        described = ", ".join(f"{a.name} (base {a.base}, modules {a.signature})" for a in adapters)
+        raise ConfigError(f"the adapters must share one ONNX base (same base model, same adapted modules): {described}")
+    first = adapters[0]
+    source = resolve(model)
+    if source.kind == "onnx-dir":
+        assert source.path is not None
+        return source.path  # the base itself; its inputs are checked when it is loaded
+    if source.slug != first.base_slug:
+        raise ConfigError(
+            f"the adapters ({', '.join(a.name for a in adapters)}) were trained on '{first.base}', but the model "
+            f"is '{model}': set TUNEDESK_MODEL (--model) to {first.base}"
+        )
+    base = models_dir(home) / first.base_slug / onnx_lora_artifact_name(precision, first.signature)
+    if not (base / MANIFEST).is_file():
+        raise ConfigError(
+            f"no {precision} ONNX base with LoRA inputs for the adapter {first.name} in {base}; build it with: "
+            f"tunedesk model export-onnx {first.source} --adapter-only --precision {precision}"
+        )
+    return base
+
+
 class OnnxBackend(ThreadedBackend):
+    """ORT GenAI on ``model`` at ``precision``.
+
+    ``adapters``: LoRA run directories (or their ``.onnx_adapter`` files) exported with
+    ``tunedesk model export-onnx RUN --adapter-only --precision P``; from settings,
+    ``TUNEDESK_ADAPTERS=runs/a,runs/b``. Each is known by its run's name, and a request picks one with
+    ``GenerationParams(adapter="a")``; ``adapter=None`` answers with the base model. With adapters,
+    ``model`` is the runs' base (``tiny-random-llama``...) and the ONNX base with LoRA inputs that the
+    export built for it is loaded. Unknown names, stale or missing exports and a base without LoRA
+    inputs are ``ConfigError``s that say what to run."""
+
     name: ClassVar[str] = "onnx"
 
     def __init__(
@@ -43,14 +146,24 @@ class OnnxBackend(ThreadedBackend):
         context_window: int = 2048,
         home: Path | None = None,
         prefix_cache_size: int = 4,
+        adapters: Sequence[Path | str] = (),
     ) -> None:
         import onnxruntime_genai as og
 
         self._og = og
         self.model_ref = model
-        self.path = ensure_onnx(model, home or load_settings().home, precision)
+        self.adapters: dict[str, OnnxAdapter] = {}
+        for entry in adapters:
+            adapter = find_adapter(entry)
+            if adapter.name in self.adapters:
+                raise ConfigError(
+                    f"two adapters are named '{adapter.name}': {self.adapters[adapter.name].file}, {adapter.file}"
+                )
+            self.adapters[adapter.name] = adapter
+        self.path = onnx_model_for(model, home or load_settings().home, precision, list(self.adapters.values()))
         self.precision = precision
         self._model = og.Model(str(self.path))
+        self._adapters = self._load_adapters() if self.adapters else None
         self._tokenizer = og.Tokenizer(self._model)
         config = json.loads((self.path / "genai_config.json").read_text())
         self.context_window = min(context_window, int(config["model"]["context_length"]))
@@ -66,11 +179,37 @@ class OnnxBackend(ThreadedBackend):
             "model": self.model_ref,
             "path": str(self.path),
             "precision": self.precision,
+            "adapters": {name: str(adapter.file) for name, adapter in self.adapters.items()},
         }
 
     @classmethod
     def prepare(cls, settings: Settings, progress: Callable[[str], None]) -> None:
-        ensure_onnx(settings.model, settings.home, settings.precision, progress)
+        if not settings.adapters:
+            ensure_onnx(settings.model, settings.home, settings.precision, progress)
+            return
+        onnx_model_for(settings.model, settings.home, settings.precision, [find_adapter(a) for a in settings.adapters])
+
+    def _load_adapters(self) -> Any:
+        """``og.Adapters`` holding every configured adapter, after checking the model can take them."""
+        import onnxruntime as ort
+
+        inputs = set(onnx_input_names(self.path))
+        if not any(LORA_INPUT.search(name) for name in inputs):
+            raise ConfigError(
+                f"{self.path} has no LoRA adapter inputs, so it cannot run adapters; use the base exported by "
+                "tunedesk model export-onnx RUN --adapter-only (or leave TUNEDESK_ADAPTERS unset)"
+            )
+        loaded = self._og.Adapters(self._model)
+        for name, adapter in self.adapters.items():
+            weights = set(ort.AdapterFormat.read_adapter(str(adapter.file)).get_parameters())
+            unknown = sorted(weights - inputs)
+            if unknown:
+                raise ConfigError(
+                    f"{adapter.file} has {len(unknown)} weights that {self.path} takes no input for "
+                    f"(e.g. {unknown[0]}): it was exported for another base model"
+                )
+            loaded.load(str(adapter.file), name)
+        return loaded
 
     def render(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
         """The prompt text for ``messages``, by default ending with the assistant's turn header."""
@@ -85,6 +224,9 @@ class OnnxBackend(ThreadedBackend):
         return [int(t) for t in self._tokenizer.encode(self.render(messages, add_generation_prompt))]
 
     def generate(self, messages: Sequence[Message], params: GenerationParams, cancel: threading.Event) -> Iterator[str]:
+        if params.adapter is not None and params.adapter not in self.adapters:
+            configured = ", ".join(self.adapters) or "none (set TUNEDESK_ADAPTERS)"
+            raise ConfigError(f"unknown adapter '{params.adapter}'; this onnx backend has: {configured}")
         started = time.perf_counter()
         prompt = self.encode(messages)
         budget = self.answer_budget(prompt, params)
@@ -119,9 +261,14 @@ class OnnxBackend(ThreadedBackend):
             self.prefix_cache.checkin(entry, lambda: self.encode(history, add_generation_prompt=False), reusable)
 
     def _new_generator(self, options: Options) -> Any:
+        search = dict(options)
+        adapter = search.pop("adapter", None)
         params = self._og.GeneratorParams(self._model)
-        params.set_search_options(**dict(options))
-        return self._og.Generator(self._model, params)
+        params.set_search_options(**search)
+        generator = self._og.Generator(self._model, params)
+        if adapter is not None:
+            generator.set_active_adapter(self._adapters, adapter)
+        return generator
 
     def _search_options(self, params: GenerationParams) -> Options:
         options: dict[str, Any] = {
@@ -133,6 +280,8 @@ class OnnxBackend(ThreadedBackend):
             options.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
             if params.seed is not None:
                 options["random_seed"] = params.seed
+        if params.adapter is not None:
+            options["adapter"] = params.adapter  # part of the prefix cache's key, not a search option
         return tuple(sorted(options.items()))
 
 

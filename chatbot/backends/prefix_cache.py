@@ -15,6 +15,9 @@ Decisions:
   (so a new conversation with the same system prompt reuses that too).
 - At least two tokens are always prefilled: a one-token step would take the decode kernel path.
 - A checked-out generator belongs to one request; a refreshing one is waited for, never shared.
+- A generator is reused only under equal ``options``: everything it was built with, search options
+  and the active LoRA adapter alike (the onnx backend puts ``("adapter", name)`` in them). KV
+  computed under one adapter is never continued under another, nor under the base model.
 """
 
 from __future__ import annotations
