@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from finetune.azureml import app as azureml_app
 from tunedesk.console import err, friendly_errors
 from tunedesk.settings import Settings, load_settings
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 azure_app = typer.Typer(help="Azure OpenAI fine-tune jobs: submit, watch, read results, deploy.", no_args_is_help=True)
 app.add_typer(azure_app, name="azure")
+app.add_typer(azureml_app, name="azureml")
 
 JobArg = Annotated[str, typer.Argument(help="Job id (ftjob-...), or 'last' for the newest job submitted from here.")]
 PollOpt = Annotated[float, typer.Option("--poll-s", help="Seconds between polls.")]
