@@ -80,6 +80,31 @@ def chosen_model() -> tuple[str, str]:
     return str(chosen["backend"]), str(chosen.get("model") or current.model).strip() or current.model
 
 
+BASE_MODEL = "none: the base model"
+
+
+def adapter_names() -> list[str]:
+    """The LoRA adapters the onnx backend switches between (``TUNEDESK_ADAPTERS``); unusable ones are logged."""
+    from chatbot.backends.onnx import find_adapter
+
+    names = []
+    for entry in settings().adapters:
+        try:
+            names.append(find_adapter(entry).name)
+        except TunedeskError as exc:
+            log.warning("adapter %s is not offered: %s", entry, exc)
+    return names
+
+
+def chosen_adapter() -> str | None:
+    """This conversation's LoRA adapter: an admin's choice in the chat settings, for the onnx backend only."""
+    chosen = cl.user_session.get("chat_settings") or {}
+    adapter = chosen.get("adapter")
+    if not cl.user_session.get("admin") or adapter in (None, "", BASE_MODEL) or chosen_model()[0] != "onnx":
+        return None
+    return str(adapter)
+
+
 async def backend(name: str, model: str) -> Backend:
     """The backend, loaded once per process and configuration (in a worker thread) and shared by every chat."""
     current = settings()
@@ -166,6 +191,16 @@ async def send_chat_settings() -> None:
                 initial=current.model,
             ),
         ]
+        if current.adapters:
+            names = await asyncio.to_thread(adapter_names)
+            widgets.append(
+                Select(
+                    id="adapter",
+                    label="LoRA adapter, onnx backend (admins)",
+                    values=[BASE_MODEL, *names],
+                    initial_value=BASE_MODEL,
+                )
+            )
     widgets += [
         Slider(id="temperature", label="Temperature (0 = greedy)", initial=current.temperature, max=2, step=0.1),
         Slider(
@@ -189,6 +224,7 @@ def generation_params() -> GenerationParams:
         | {
             "temperature": float(chosen.get("temperature", params.temperature)),
             "max_new_tokens": int(chosen.get("max_new_tokens", params.max_new_tokens)),
+            "adapter": chosen_adapter(),
         }
     )
 
@@ -263,6 +299,8 @@ async def on_message(message: cl.Message) -> None:
     answer = cl.Message(content="")
     current = settings()
     backend_name, model_name = chosen_model()
+    adapter = chosen_adapter()
+    served = f"{model_name}+{adapter}" if adapter else model_name  # ratings and evals tell fine-tunes apart
     started, started_ns = time.perf_counter(), time.time_ns()
     first: float | None = None
     pieces = 0
@@ -296,7 +334,7 @@ async def on_message(message: cl.Message) -> None:
         user=_rater(),
         profile=cl.user_session.get("chat_profile"),
         backend=backend_name,
-        model=model_name,
+        model=served,
         prompt=message.content,
         answer=answer.content,
         error=error,
