@@ -47,6 +47,13 @@ class UI:
         finally:
             engine.dispose()
 
+    def wait_rows(self, query: str, timeout_s: float = 30.0) -> list[dict]:
+        """The rows once there are any: an answer is stored after its last token reaches the page."""
+        deadline = time.monotonic() + timeout_s
+        while not (found := self.rows(query)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return found
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -516,8 +523,8 @@ def test_an_admin_switches_this_conversation_to_onnx_and_it_streams_into_the_pag
             arg=re.sub(r"[\W_]", "", expected),
             timeout=60_000,
         )
+        rows = ui.wait_rows("SELECT user, backend, model FROM chat_answers WHERE prompt = 'Hello there'")
         page.close()
     finally:
         ui.stop()
-    rows = ui.rows("SELECT user, backend, model FROM chat_answers WHERE prompt = 'Hello there'")
     assert rows == [{"user": "lead@example.com", "backend": "onnx", "model": "tiny-random-llama"}]
