@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,12 +16,14 @@ from tunedesk.settings import load_settings
 
 if TYPE_CHECKING:
     from eval.human import HumanReport
+    from eval.tasks import TaskSuite
 
 app = typer.Typer(
     help="Evaluate backends on a test split: scores, report, history, regression gate.", no_args_is_help=True
 )
 out = Console()
 REGRESSION_EXIT = 3
+SECTIONS_FILE = "sections.html"  # a task suite's extra report sections (confusion matrices...)
 
 
 def _history() -> Any:
@@ -52,17 +54,16 @@ def run(
     """Generate (cached) and score every backend of a suite; write results.json, examples.jsonl, report.html.
 
     Example: tunedesk eval run eval/suites/support-nightly.yaml --baseline last --fail-on-regression"""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from eval.harness import example_rows, run_suite
-    from eval.history import flat_metrics
-    from eval.report import render
     from eval.suite import load_suite
+    from eval.tasks import TaskSuite
     from tunedesk.errors import ConfigError
-    from tunedesk.files import atomic_writer, write_text_atomically
     from tunedesk.models import sha256_file
 
     suite = load_suite(suite_file)
+    if isinstance(suite, TaskSuite):
+        _run_task_suite(suite, suite_file, out_dir, baseline, fail_on_regression, limit, only)
+        return
     if limit is not None:
         suite.dataset.limit = limit
     if only:
@@ -70,26 +71,11 @@ def run(
         if unknown:
             raise ConfigError(f"{suite_file}: no backend named {', '.join(sorted(unknown))}")
         suite.backends = [b for b in suite.backends if b.name in only]
-    history = _history()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-
-        def progress(label: str, total: int) -> Any:
-            task = bar.add_task(label, total=total)
-            return lambda n: bar.advance(task, n)
-
+    with _progress() as progress:
         result = run_suite(suite, progress=progress, judge=judge)
-    stem = run_id = f"{result.started_at.strftime('%Y%m%dT%H%M%S')}-{suite.name}"
-    taken = {run["run_id"] for run in history.runs(suite.name, limit=50)}
-    suffix = 0
-    while run_id in taken:  # two runs in one second
-        suffix += 1
-        run_id = f"{stem}-{suffix}"
-    directory = out_dir / run_id
     rows = example_rows(result)
     summaries = {r.name: r.summary() for r in result.results}
     results: dict[str, Any] = {
-        "run_id": run_id,
         "suite": suite.name,
         "suite_file": str(suite_file),
         "started_at": result.started_at.isoformat(),
@@ -99,46 +85,13 @@ def run(
         "generation": suite.generation.model_dump(),
         "metrics": suite.metrics,
         "thresholds": suite.thresholds,
+        "primary_metric": suite.primary_metric,
         "backends": summaries,
         "skipped": result.skipped,
     }
     if result.judge is not None:
         results["judge"] = result.judge.summary()
-    deltas, baseline_id, base = None, None, None
-    if baseline:
-        try:
-            base = history.resolve(baseline, suite.name, before=run_id)
-        except ConfigError:
-            if baseline != "last":
-                raise
-            err.print(f"no earlier run of {suite.name}: this run becomes the baseline")
-    if base is not None:
-        baseline_id = base["run_id"]
-        current = {name: flat_metrics(summary) for name, summary in summaries.items()}
-        deltas = history.compare_with(base, current, rows, suite.thresholds)
-        results["baseline"] = baseline_id
-        results["regressions"] = [
-            {
-                "backend": d.backend,
-                "metric": d.metric,
-                "baseline": d.baseline,
-                "current": d.current,
-                "threshold": d.threshold,
-            }
-            for d in deltas
-            if d.regressed
-        ]
-    directory.mkdir(parents=True, exist_ok=True)
-    with atomic_writer(directory / "examples.jsonl") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    write_text_atomically(directory / "results.json", json.dumps(results, indent=2) + "\n")
-    history.record(run_id, suite.name, result.started_at, directory, results)
-    write_text_atomically(
-        directory / "report.html",
-        render(results, rows, deltas=deltas, baseline_id=baseline_id, history=_trend(history, suite.name),
-               primary_metric=suite.primary_metric, human=_human_for(directory)),
-    )  # fmt: skip
+    directory, deltas = _record(results, rows, result.started_at, out_dir, baseline)
     _print_summary(summaries, suite.primary_metric)
     _print_judge(summaries)
     for name, why in result.skipped.items():
@@ -146,6 +99,137 @@ def run(
     for backend_result in result.results:
         for metric, why in backend_result.skipped_metrics.items():
             err.print(f"[yellow]no {metric}[/] for {backend_result.name}: {why}", highlight=False)
+    _finish(directory, deltas, fail_on_regression)
+
+
+def _progress() -> Any:
+    """A rich progress display whose ``progress(label, total)`` adds a bar and returns its advance callback."""
+    from contextlib import contextmanager
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    @contextmanager
+    def display() -> Any:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
+
+            def progress(label: str, total: int) -> Any:
+                task = bar.add_task(label, total=total)
+                return lambda n: bar.advance(task, n)
+
+            yield progress
+
+    return display()
+
+
+def _run_task_suite(
+    suite: TaskSuite,
+    suite_file: Path,
+    out_dir: Path,
+    baseline: str | None,
+    fail_on_regression: bool,
+    limit: int | None,
+    only: list[str] | None,
+) -> None:
+    """A sentiment, summarization or captioning suite: its task module scores models; recorded like a chat run."""
+    from eval.tasks import example_rows, run_task
+    from tunedesk.errors import ConfigError
+    from tunedesk.models import sha256_file
+
+    if limit is not None:
+        suite.dataset.limit = limit
+    if only:
+        unknown = set(only) - {m.name for m in suite.models}
+        if unknown:
+            raise ConfigError(f"{suite_file}: no model named {', '.join(sorted(unknown))}")
+        suite.models = [m for m in suite.models if m.name in only]
+    started = datetime.now(UTC)
+    with _progress() as progress:
+        run = run_task(suite, progress)
+    rows = example_rows(run)
+    summaries = {r.name: r.summary() for r in run.results}
+    results: dict[str, Any] = {
+        "suite": suite.name,
+        "task": suite.task,
+        "suite_file": str(suite_file),
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "examples": len(run.examples),
+        "dataset": {"path": str(run.dataset), "sha256": sha256_file(run.dataset)},
+        "options": suite.options,
+        "metrics": sorted({m for r in run.results for m in r.scores}),
+        "thresholds": suite.thresholds,
+        "primary_metric": suite.primary_metric,
+        "backends": summaries,
+        "skipped": run.skipped,
+    }
+    directory, deltas = _record(results, rows, started, out_dir, baseline, sections=run.sections)
+    _print_summary(summaries, suite.primary_metric)
+    for name, why in run.skipped.items():
+        err.print(f"[yellow]skipped[/] {name}: {why}", highlight=False)
+    _finish(directory, deltas, fail_on_regression)
+
+
+def _record(
+    results: dict[str, Any],
+    rows: list[dict[str, Any]],
+    started_at: datetime,
+    out_dir: Path,
+    baseline: str | None,
+    sections: list[str] | None = None,
+) -> tuple[Path, list[Any] | None]:
+    """Give the run an id, compare it with its baseline, write its directory and record it in the history."""
+    from eval.history import flat_metrics
+    from eval.report import render
+    from tunedesk.errors import ConfigError
+    from tunedesk.files import atomic_writer, write_text_atomically
+
+    suite = results["suite"]
+    history = _history()
+    stem = run_id = f"{started_at.strftime('%Y%m%dT%H%M%S')}-{suite}"
+    taken = {run["run_id"] for run in history.runs(suite, limit=50)}
+    suffix = 0
+    while run_id in taken:  # two runs in one second
+        suffix += 1
+        run_id = f"{stem}-{suffix}"
+    results = {"run_id": run_id, **results}
+    directory = out_dir / run_id
+    deltas, baseline_id, base = None, None, None
+    if baseline:
+        try:
+            base = history.resolve(baseline, suite, before=run_id)
+        except ConfigError:
+            if baseline != "last":
+                raise
+            err.print(f"no earlier run of {suite}: this run becomes the baseline")
+    if base is not None:
+        baseline_id = base["run_id"]
+        current = {name: flat_metrics(summary) for name, summary in results["backends"].items()}
+        deltas = history.compare_with(base, current, rows, results["thresholds"])
+        results["baseline"] = baseline_id
+        results["regressions"] = [
+            {"backend": d.backend, "metric": d.metric, "baseline": d.baseline, "current": d.current,
+             "threshold": d.threshold}
+            for d in deltas
+            if d.regressed
+        ]  # fmt: skip
+    directory.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(directory / "examples.jsonl") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    if sections:
+        write_text_atomically(directory / SECTIONS_FILE, "\n".join(sections))
+    write_text_atomically(directory / "results.json", json.dumps(results, indent=2) + "\n")
+    history.record(run_id, suite, started_at, directory, results)
+    write_text_atomically(
+        directory / "report.html",
+        render(results, rows, deltas=deltas, baseline_id=baseline_id, history=_trend(history, suite),
+               primary_metric=results["primary_metric"], human=_human_for(directory), sections=sections),
+    )  # fmt: skip
+    return directory, deltas
+
+
+def _finish(directory: Path, deltas: list[Any] | None, fail_on_regression: bool) -> None:
     err.print(f"report: {directory / 'report.html'}")
     typer.echo(str(directory))
     if deltas is not None:
@@ -262,13 +346,16 @@ def report(run_ref: Annotated[str, typer.Argument(help="Run id or directory.")])
     if results.get("baseline"):
         base = history.resolve(results["baseline"])
         deltas = history.compare_with(base, history.scores(record["run_id"]), rows, results.get("thresholds", {}))
+    sections_file = directory / SECTIONS_FILE
     page = render(
         results,
         rows,
         deltas=deltas,
         baseline_id=results.get("baseline"),
         history=_trend(history, record["suite"]),
+        primary_metric=results.get("primary_metric", "rougeL"),
         human=_human_for(directory),
+        sections=[sections_file.read_text(encoding="utf-8")] if sections_file.is_file() else None,
     )
     write_text_atomically(directory / "report.html", page)
     typer.echo(str(directory / "report.html"))

@@ -119,7 +119,10 @@ def render(
     history: list[tuple[str, dict[str, dict[str, float]]]] | None = None,
     primary_metric: str = "rougeL",
     human: HumanReport | None = None,
+    sections: Sequence[str] | None = None,
 ) -> str:
+    """The page; ``sections`` are a task suite's own HTML parts (confusion matrices, cross-validation...),
+    placed after the metric table."""
     from eval.history import flat_metrics
 
     backends = list(results["backends"])
@@ -171,6 +174,7 @@ def render(
         )
         parts.append(f"<tr><td>{html.escape(kind)}</td>{cells}</tr>")
     parts.append("</table>")
+    parts.extend(sections or [])
     if results.get("judge"):
         parts.append(judge_section(results, rows))
 
@@ -186,12 +190,15 @@ def render(
     if human is not None and human.by_model:
         parts.append(human_section(human))
 
-    parts.append(f"<h2>Worst 20 answers by {html.escape(primary_metric)}</h2>")
+    ranked_by = primary_metric
+    if not any(primary_metric in r["scores"] for r in rows):  # an aggregate (macro F1): rank by a per-example score
+        ranked_by = next((m for r in rows for m in r["scores"]), primary_metric)
+    parts.append(f"<h2>Worst 20 answers by {html.escape(ranked_by)}</h2>")
     judged = any(row.get("judge") for row in rows)
     parts.append("<table><tr><th>backend</th><th>case</th><th>question</th><th>reference</th><th>answer</th>"
-                 f"<th>{html.escape(primary_metric)}</th><th>flags</th>"
+                 f"<th>{html.escape(ranked_by)}</th><th>flags</th>"
                  + ("<th>judge</th>" if judged else "") + "</tr>")  # fmt: skip
-    ranked = sorted((r for r in rows if primary_metric in r["scores"]), key=lambda r: r["scores"][primary_metric])
+    ranked = sorted((r for r in rows if ranked_by in r["scores"]), key=lambda r: r["scores"][ranked_by])
     for row in ranked[:20]:
         question = next((m["content"] for m in reversed(row["prompt"]) if m["role"] == "user"), "")
         flags = ", ".join(row["errors"] + row["failed_rules"]) or "-"
@@ -199,7 +206,7 @@ def render(
             f"<tr><td>{html.escape(row['backend'])}</td><td>{html.escape(row['id'])}<br><span class=muted>"
             f"{html.escape(row['intent'] or '')}</span></td><td><pre>{html.escape(question)}</pre></td>"
             f"<td><pre>{html.escape(row['reference'])}</pre></td><td><pre>{html.escape(row['answer'])}</pre></td>"
-            f"<td class=num>{_fmt(row['scores'][primary_metric])}</td><td>{html.escape(flags)}</td>"
+            f"<td class=num>{_fmt(row['scores'][ranked_by])}</td><td>{html.escape(flags)}</td>"
             + (f"<td>{_judgement(row.get('judge'))}</td>" if judged else "")
             + "</tr>"
         )

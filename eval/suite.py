@@ -25,6 +25,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from eval.tasks import TaskSuite
 from tunedesk.errors import ConfigError
 
 SAMPLING_FIELDS = frozenset({"max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed"})
@@ -111,8 +112,10 @@ class Suite(BaseModel):
         return self
 
 
-def load_suite(path: Path) -> Suite:
-    """Read and check a suite file; errors name the file and the field."""
+def load_suite(path: Path) -> Suite | TaskSuite:
+    """Read and check a suite file; errors name the file and the field.
+
+    A mapping with a ``task`` key is a sibling-task suite (``eval.tasks``), any other a support-chat suite."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -121,11 +124,12 @@ def load_suite(path: Path) -> Suite:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a suite is a YAML mapping (name, dataset, backends, ...)")
+    if "task" in raw:
+        return load_task_suite(path, raw)
     try:
         suite = Suite.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'suite'}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {_problems(exc)}") from None
     from eval.metrics import known_metrics
 
     unknown = [m for m in suite.metrics if m not in known_metrics()]
@@ -133,6 +137,28 @@ def load_suite(path: Path) -> Suite:
         raise ConfigError(f"{path}: metrics: unknown {', '.join(unknown)}; known: {', '.join(known_metrics())}")
     if suite.judge is not None:
         check_judge(path, suite)
+    return suite
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'suite'}: {e['msg']}" for e in exc.errors())
+
+
+def load_task_suite(path: Path, raw: dict[str, Any]) -> TaskSuite:
+    """A sibling-task suite: the shared schema, then the kinds its task module knows."""
+    from eval.tasks import task_module
+
+    try:
+        suite = TaskSuite.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_problems(exc)}") from None
+    kinds = task_module(suite.task).MODEL_KINDS
+    for index, model in enumerate(suite.models):
+        if model.kind not in kinds:
+            raise ConfigError(
+                f"{path}: models.{index}.kind: unknown kind {model.kind!r} for task {suite.task}; "
+                f"choose one of: {', '.join(kinds)}"
+            )
     return suite
 
 

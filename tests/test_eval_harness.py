@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from eval.checks import CaseRules, error_flags, is_repetitive, load_cases, task_completion
 from eval.harness import load_examples
 from eval.history import paired_bootstrap
-from eval.suite import load_suite
+from eval.suite import Suite, load_suite
 from tunedesk.azure_emulator import EmulatorConfig, run_emulator
 from tunedesk.cli import app
 from tunedesk.errors import ConfigError
@@ -63,7 +63,7 @@ def test_every_shipped_suite_loads_and_names_its_command() -> None:
     for path in suites:
         suite = load_suite(path)
         assert path.read_text().startswith(f"# tunedesk eval run eval/suites/{path.name}")
-        if suite.cases:
+        if isinstance(suite, Suite) and suite.cases:
             assert load_cases(ROOT / suite.cases)
 
 
@@ -232,3 +232,52 @@ def test_optional_backend_without_configuration_is_skipped(split: Path, tmp_path
     results = json.loads((Path(directory.strip()) / "results.json").read_text())
     assert list(results["backends"]) == ["echo"]
     assert "TUNEDESK_AZURE_ENDPOINT" in results["skipped"]["azure"]
+
+
+# ---- task suites ------------------------------------------------------------------------------------------
+def test_a_task_suite_runs_through_the_same_cli_history_gate_and_report(tmp_path: Path) -> None:
+    """A sentiment suite (TF-IDF only: no model to train) is recorded like a chat run and re-rendered with its
+    own sections; a missing optional model is skipped with a note, and --fail-on-regression gates it."""
+    suite = tmp_path / "sentiment.yaml"
+    spec = {
+        "task": "sentiment",
+        "name": "sentiment-test",
+        "dataset": {
+            "path": str(tmp_path / "split/test.jsonl"),
+            "train": str(tmp_path / "split/train.jsonl"),
+            "prepare_from": str(ROOT / "data/samples/sentiment/posts.csv"),
+        },
+        "models": [
+            {"name": "tfidf", "kind": "tfidf"},
+            {"name": "minilm", "kind": "classifier", "model": str(tmp_path / "no-such-run"), "optional": True},
+        ],
+        "primary_metric": "macro_f1",
+        "thresholds": {"macro_f1": 0.02},
+    }
+    suite.write_text(yaml.safe_dump(spec))
+    out, err = run_cli("eval", "run", str(suite), "--out", str(tmp_path / "runs"))
+    first = Path(out.strip().splitlines()[-1])
+    results = json.loads((first / "results.json").read_text())
+    assert results["task"] == "sentiment" and results["primary_metric"] == "macro_f1"
+    assert list(results["backends"]) == ["tfidf"] and "minilm" in results["skipped"]
+    macro_f1 = results["backends"]["tfidf"]["metrics"]["macro_f1"]["value"]
+    assert 0.4 < macro_f1 <= 1.0  # three balanced classes: chance is 0.33
+    rows = [json.loads(line) for line in (first / "examples.jsonl").open()]
+    assert len(rows) == results["examples"] and {r["reference"] for r in rows} == {"negative", "neutral", "positive"}
+    assert all(r["scores"]["correct"] == float(r["answer"] == r["reference"]) for r in rows)
+    page = (first / "report.html").read_text()
+    assert "Evaluation: sentiment-test" in page and "onfusion" in page  # the task's own section
+    assert "skipped minilm" in page
+    assert "Worst 20 answers by correct" in page  # macro F1 has no per-example value: ranked by one that has
+
+    spec["thresholds"] = {"macro_f1": -1.0}  # any result is now a regression: the gate must fire
+    suite.write_text(yaml.safe_dump(spec))
+    run_cli("eval", "run", str(suite), "--out", str(tmp_path / "runs"), "--baseline", "last", "--fail-on-regression",
+            code=3)  # fmt: skip
+    out, _ = run_cli("eval", "report", str(first))
+    assert "onfusion" in Path(out.strip()).read_text()  # re-rendered with the task sections
+
+    spec["models"] = [{"name": "x", "kind": "lora"}]
+    suite.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match=r"sentiment.yaml: models.0.kind: unknown kind 'lora' for task sentiment"):
+        load_suite(suite)
