@@ -20,6 +20,7 @@ import asyncio
 import functools
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import chainlit as cl
@@ -30,7 +31,7 @@ from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from chatbot import grounding, guardrails, review, store
+from chatbot import grounding, guardrails, review, store, tasks
 from chatbot.backends import BACKENDS, Backend, GenerationParams, load_backend, params_from
 from chatbot.conversation import Message, respond
 from chatbot.telemetry import ANSWER_SECONDS, ANSWERS, ERRORS, TOKENS, TTFT_SECONDS, count_outcome, count_rating, tracer
@@ -166,7 +167,27 @@ async def profiles(user: cl.User | None = None, language: str | None = None) -> 
             name="Review",
             markdown_description="Rate a batch of answers one by one, without knowing which model wrote them.",
         ),
+        *(
+            cl.ChatProfile(
+                name=p.name, markdown_description=p.description, config_overrides=_uploads() if p.uploads else None
+            )
+            for p in tasks.PROFILES.values()
+        ),
     ]
+
+
+def _uploads() -> Any:
+    """File upload for a profile that takes images; elsewhere it stays off (.chainlit/config.toml)."""
+    from chainlit.config import ChainlitConfigOverrides, FeaturesSettings, SpontaneousFileUploadFeature
+
+    upload = SpontaneousFileUploadFeature(
+        enabled=True, accept=tasks.IMAGE_TYPES, max_files=1, max_size_mb=tasks.MAX_UPLOAD_MB
+    )
+    return ChainlitConfigOverrides(features=FeaturesSettings(spontaneous_file_upload=upload))
+
+
+def task_profile() -> tasks.TaskProfile | None:
+    return tasks.PROFILES.get(cl.user_session.get("chat_profile") or "")
 
 
 def reviewing() -> bool:
@@ -234,6 +255,8 @@ async def start() -> None:
     cl.user_session.set("history", [])
     if reviewing():
         await show_next_review()
+    elif (profile := task_profile()) is not None:
+        await cl.Message(content=profile.greeting).send()
     else:
         await send_chat_settings()
 
@@ -290,6 +313,9 @@ def _rater() -> str:
 async def on_message(message: cl.Message) -> None:
     if reviewing():
         await cl.Message(content="This is the review queue: rate the answer above. Switch to Support to chat.").send()
+        return
+    if (profile := task_profile()) is not None:
+        await answer_task(profile, message)
         return
     if guardrails.wants_human(message.content):
         await hand_over("user_request")
@@ -359,6 +385,49 @@ async def on_message(message: cl.Message) -> None:
         count_outcome(row)
     if guardrails.says_goodbye(message.content):
         await ask_survey()
+
+
+async def answer_task(profile: tasks.TaskProfile, message: cl.Message) -> None:
+    """A Sentiment, Summarize or Caption turn: streamed, recorded and rateable like a support answer."""
+    uploads = [tasks.Upload(e.name, Path(e.path) if e.path else None) for e in message.elements or []]
+    answer = cl.Message(content="")
+    current = settings()
+    started, started_ns = time.perf_counter(), time.time_ns()
+    first: float | None = None
+    pieces = 0
+    error: str | None = None
+    try:
+        async for piece in tasks.answer(profile, message.content, uploads, current):
+            first = first if first is not None else time.perf_counter() - started
+            pieces += 1
+            await answer.stream_token(piece)
+    except TunedeskError as exc:
+        log.warning("%s answer failed: %s", profile.name, exc)
+        error, answer.content = type(exc).__name__, f"Sorry, I could not do that: {exc}"
+    except Exception:
+        log.exception("%s answer failed", profile.name)
+        error, answer.content = "unexpected", "Sorry, something went wrong. Please try again."
+    run = cl.context.current_run
+    record = store.Answer(
+        message_id=answer.id,
+        run_id=run.id if run else None,
+        thread_id=cl.context.session.thread_id,
+        user=_rater(),
+        profile=profile.name,
+        backend=profile.name.lower(),
+        model=profile.model(current),
+        prompt=message.content + "".join(f"\n[attached: {u.name}]" for u in uploads),
+        answer=answer.content,
+        error=error,
+        ttft_s=first,
+        total_s=time.perf_counter() - started,
+        tokens=pieces,
+    )
+    await asyncio.to_thread(store.record_answer, records(), record)
+    await answer.send()
+    observe_turn(record, started_ns)
+    if not error:
+        await rating_widget(answer.id).send(for_id=answer.id)
 
 
 def observe_turn(answer: store.Answer, started_ns: int) -> None:

@@ -9,9 +9,10 @@ checkpoint and a run of this recipe load through the same code (``tunedesk.tasks
 Decisions:
 - **Offline, from scratch.** No pre-trained vision model installs offline, so by default (``model: null``)
   both halves are random-initialised from small configs sized for fashion-mnist: 28x28 grayscale photos
-  (one channel, not replicated to RGB: it would triple the first layer's work for nothing), 7x7 patches (16
-  patches + CLS: half the step time of 4x4 patches on CPU), ``hidden_size`` 128. ``model: <hub id or directory>`` fine-tunes a pre-trained
-  VisionEncoderDecoder instead, through its own image processor and tokenizer.
+  (one channel, not replicated to RGB: it would triple the first layer's work for nothing), 7x7 patches
+  (16 patches + CLS: half the step time of 4x4 patches on CPU), ``hidden_size`` 128.
+  ``model: <hub id or directory>`` fine-tunes a pre-trained VisionEncoderDecoder instead, through its own
+  image processor and tokenizer.
 - **Tokenizer.** No hub tokenizer is available offline, and the captions use ~100 words, so a word-level
   ``tokenizers`` model is trained on the training captions: words split at spaces (Metaspace, so decoding
   restores them) with ``, . : ; ! ?`` as tokens of their own and hyphenated words whole. It is saved as a

@@ -528,3 +528,35 @@ def test_an_admin_switches_this_conversation_to_onnx_and_it_streams_into_the_pag
     finally:
         ui.stop()
     assert rows == [{"user": "lead@example.com", "backend": "onnx", "model": "tiny-random-llama"}]
+
+
+def test_the_caption_profile_takes_a_photo_upload_and_captions_it(chromium_browser, shared_home: Path) -> None:
+    """Uploads are on in the Caption profile only; an uploaded photo is captioned and the answer is stored."""
+    from test_captioning import TINY, recipe
+
+    if not Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("needs Debian's dataset-fashion-mnist")
+    from PIL import Image
+
+    run = Path(tempfile.mkdtemp(prefix="tunedesk-captioner-")) / "run"
+    recipe.train(recipe.CaptionConfig.model_validate({"output": run, **TINY}), progress=False, log=lambda line: None)
+    photo = run.parent / "boot.png"
+    Image.new("L", (60, 40), 230).save(photo)
+    ui = start_ui(shared_home, TUNEDESK_BACKEND="echo", TUNEDESK_CAPTIONING_MODEL=str(run))
+    try:
+        page = signed_in_page(chromium_browser, ui)
+        assert page.locator("#upload-button-input").count() == 0  # Support: no uploads
+        page.locator("#chat-profiles").click()
+        page.get_by_role("option").filter(has_text="Caption").first.click()
+        page.get_by_text("Attach a product photo").wait_for(timeout=30_000)
+        page.locator("#upload-button-input").set_input_files(str(photo))
+        ask(page, "caption this")
+        rows = ui.wait_rows("SELECT profile, backend, model, answer, error FROM chat_answers", timeout_s=60)
+        page.close()
+    finally:
+        ui.stop()
+    assert len(rows) == 1
+    assert rows[0] | {"answer": ""} == {
+        "profile": "Caption", "backend": "caption", "model": str(run), "answer": "", "error": None,
+    }  # fmt: skip
+    assert rows[0]["answer"].strip()

@@ -23,7 +23,10 @@ from rich.table import Table
 from chatbot.cli import ratings_app, review_app, users_app
 from data.cli import app as data_app
 from eval.cli import app as eval_app
+from finetune.captioning import app as captioning_app
 from finetune.cli import app as finetune_app
+from finetune.sentiment import app as sentiment_app
+from finetune.summarization import app as summarization_app
 from tunedesk.console import err, friendly_errors
 from tunedesk.settings import load_settings
 
@@ -33,6 +36,9 @@ app.add_typer(model_app, name="model")
 app.add_typer(data_app, name="data")
 app.add_typer(finetune_app, name="finetune")
 app.add_typer(eval_app, name="eval")
+app.add_typer(sentiment_app, name="sentiment")
+app.add_typer(summarization_app, name="summarization")
+app.add_typer(captioning_app, name="captioning")
 app.add_typer(users_app, name="users")
 app.add_typer(ratings_app, name="ratings")
 app.add_typer(review_app, name="review")

@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     top_k: int = Field(50, ge=1, description="Sample among the k most likely tokens (when sampling).")
     repetition_penalty: float = Field(1.1, ge=1.0, le=2.0, description="Penalty for repeated tokens.")
     seed: int | None = Field(None, description="Seed for sampled decoding.")
+    sentiment_model: str = Field(
+        "runs/sentiment-minilm", description="Sentiment classifier of the chat's Sentiment profile: run or ONNX dir."
+    )
+    summarization_model: str = Field(
+        "runs/summarization-smollm2",
+        description="Summarizer of the chat's Summarize profile: a run, registry name or hub id; "
+        "the base smollm2-135m while the default run does not exist.",
+    )
+    captioning_model: str = Field(
+        "runs/captioning-fashion", description="Captioner of the chat's Caption profile: a run directory or hub id."
+    )
     host: str = Field("127.0.0.1", description="Address the chat UI listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the chat UI listens on.")
     database_url: str | None = Field(
