@@ -44,12 +44,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from data.records import read_records
 from data.schema import EXAMPLE_KEYS, ChatMessage
 from data.support_chat import DataError
+from finetune.config import RecipeConfig
 from tunedesk import __version__
 from tunedesk.errors import ConfigError, validation_problems
 from tunedesk.files import replacing_directory, write_text_atomically
@@ -59,7 +59,7 @@ IGNORE = -100
 ALL_LINEAR: Literal["all-linear"] = "all-linear"
 
 
-class TrainConfig(BaseModel):
+class TrainConfig(RecipeConfig):
     """A LoRA fine-tune; every field can be set in the YAML file, the paths also by CLI flags."""
 
     model_config = ConfigDict(extra="forbid")
@@ -102,27 +102,6 @@ class TrainConfig(BaseModel):
         if self.early_stopping_patience is not None and self.validation is None:
             self.early_stopping_patience = None  # nothing to stop on
         return self
-
-    @classmethod
-    def from_yaml(cls, path: Path, **overrides: Any) -> TrainConfig:
-        """Read a YAML config; relative paths in it are relative to the working directory, like flags."""
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
-        raw.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            problems = "; ".join(f"{name or '(config)'}: {message}" for name, message in validation_problems(exc))
-            raise ConfigError(f"{path}: {problems}") from None
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -511,10 +490,11 @@ def train(
     device = _device(config)
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if _on_cuda(device) else "no")
     main = accelerator.is_main_process
-    _seed_everything(config.seed + accelerator.process_index)
-
     with accelerator.main_process_first():  # one process converts the base model, the others wait
         base_path = ensure_transformers(config.model, home or load_settings().home)
+    # seeded after the conversion, which may draw random numbers (a random-initialised test model does), so a
+    # run on a fresh home and a rerun with the same seed start from the same LoRA weights
+    _seed_everything(config.seed + accelerator.process_index)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(base_path)
