@@ -49,12 +49,12 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from finetune.config import RecipeConfig
 from tunedesk import __version__
 from tunedesk.console import err, friendly_errors
-from tunedesk.errors import ConfigError, validation_problems
+from tunedesk.errors import ConfigError
 from tunedesk.files import replacing_directory, write_text_atomically
 from tunedesk.models import MANIFEST
 from tunedesk.tasks import captioning as infer
@@ -65,7 +65,7 @@ TRAIN_SPLIT_SIZE = 60_000
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 
 
-class CaptionConfig(BaseModel):
+class CaptionConfig(RecipeConfig):
     """A captioning training run; every field can be set in the YAML file."""
 
     model_config = ConfigDict(extra="forbid")
@@ -108,27 +108,6 @@ class CaptionConfig(BaseModel):
         if self.hidden_size % self.heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of heads {self.heads}")
         return self
-
-    @classmethod
-    def from_yaml(cls, path: Path, **overrides: Any) -> CaptionConfig:
-        """Read a YAML config; ``overrides`` (CLI flags, None = not given) win over the file."""
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
-        raw.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            problems = "; ".join(f"{name or '(config)'}: {message}" for name, message in validation_problems(exc))
-            raise ConfigError(f"{path}: {problems}") from None
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
 # --- data ----------------------------------------------------------------------------------------------

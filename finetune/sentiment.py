@@ -33,16 +33,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field
 
 from data.records import read_records, text_field
 from data.schema import SentimentExample
 from data.sentiment import read_posts
 from data.support_chat import DataError
+from finetune.config import RecipeConfig
 from tunedesk import __version__
 from tunedesk.console import err, friendly_errors
-from tunedesk.errors import ConfigError, validation_problems
+from tunedesk.errors import ConfigError
 from tunedesk.files import atomic_writer, replacing_directory, write_text_atomically
 from tunedesk.models import MANIFEST, sha256_file
 from tunedesk.tasks.sentiment import (
@@ -63,7 +63,7 @@ SPLITS = ("train", "validation", "test")
 CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-class SentimentConfig(BaseModel):
+class SentimentConfig(RecipeConfig):
     """A sentiment fine-tune; every field can be set in the YAML file, some also by CLI flags."""
 
     model_config = ConfigDict(extra="forbid")
@@ -97,24 +97,6 @@ class SentimentConfig(BaseModel):
     )
     seed: int = 0
     threads: int | None = Field(default=None, ge=1, description="torch CPU threads; unset: torch's default.")
-
-    @classmethod
-    def from_yaml(cls, path: Path, **overrides: Any) -> SentimentConfig:
-        """Read a YAML config; relative paths in it are relative to the working directory, like flags."""
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
-        raw.update({k: v for k, v in overrides.items() if v is not None})
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            problems = "; ".join(f"{name or '(config)'}: {message}" for name, message in validation_problems(exc))
-            raise ConfigError(f"{path}: {problems}") from None
 
 
 # ---------------------------------------------------------------------------------------------- data

@@ -41,12 +41,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
 from data.legal_summary import SUMMARY_FIELDS, read_documents
 from data.records import read_records, text_field
 from data.schema import SummaryExample
+from finetune.config import RecipeConfig, read_mapping
 from finetune.lora import TrainConfig, TrainResult
 from tunedesk.console import err, friendly_errors
 from tunedesk.errors import ConfigError, validation_problems
@@ -72,7 +72,7 @@ SPLIT_FILE = "split.json"
 _WORDS = re.compile(r"[a-z0-9]{3,}")
 
 
-class SummarizationConfig(BaseModel):
+class SummarizationConfig(RecipeConfig):
     """Prepare the documents and fine-tune; the ``lora`` mapping holds ``finetune.lora.TrainConfig`` fields."""
 
     model_config = ConfigDict(extra="forbid")
@@ -89,14 +89,7 @@ class SummarizationConfig(BaseModel):
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> SummarizationConfig:
         """Read a YAML config; an override is a top-level field or else a ``lora`` field (model, epochs...)."""
-        if not path.is_file():
-            raise ConfigError(f"{path}: no such config file")
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
+        raw = read_mapping(path)
         for key, value in overrides.items():
             if value is None:
                 continue
@@ -104,10 +97,7 @@ class SummarizationConfig(BaseModel):
                 raw[key] = value
             else:
                 raw.setdefault("lora", {})[key] = value
-        try:
-            config = cls.model_validate(raw)
-        except ValidationError as exc:
-            raise ConfigError(f"{path}: {_problems(exc)}") from None
+        config = cls.validated(path, raw)
         try:
             config.train_config()
         except ConfigError as exc:
