@@ -88,10 +88,10 @@ def _cell(text: str, limit: int = 120) -> str:
 
 
 @functools.cache
-def _summarizer(ref: str) -> Any:
+def _summarizer(ref: str, repetition_penalty: float) -> Any:
     from tunedesk.tasks.summarization import Summarizer
 
-    return Summarizer(ref)
+    return Summarizer(ref, repetition_penalty=repetition_penalty)
 
 
 def summarization_model(settings: Settings) -> str:
@@ -109,7 +109,8 @@ async def summarize(text: str, uploads: Sequence[Upload], settings: Settings) ->
     ref = summarization_model(settings)
     if ref != settings.summarization_model:
         yield f"_Not fine-tuned yet: summarising with the base {ref}._\n\n"
-    model = await asyncio.to_thread(_summarizer, ref)
+    # the chat's repetition penalty (1.1): greedy decoding with none loops on the 135M model's summaries
+    model = await asyncio.to_thread(_summarizer, ref, settings.repetition_penalty)
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
