@@ -228,7 +228,10 @@ def test_local_checks_run_before_anything_is_uploaded(azure_env, server, tmp_pat
 
 
 def test_cancel_and_unknown_statuses(azure_env, server, tmp_path: Path) -> None:
-    job_id = cli("finetune", "azure", "submit", str(chat_file(tmp_path / "t.jsonl", 200))).strip()
+    # 200 examples x 50 epochs at batch 1 keep the job training for 100 s of the emulator's real-time clock, so
+    # it is still cancellable however slow a loaded machine makes the commands (auto batch ends it in 0.5 s)
+    train = str(chat_file(tmp_path / "t.jsonl", 200))
+    job_id = cli("finetune", "azure", "submit", train, "--epochs", "50", "--batch-size", "1").strip()
     server.emulator.set_job_status(job_id, "notRunning")  # a status string the SDK does not know
     assert json.loads(cli("finetune", "azure", "status", job_id, "--json"))["status"] == "notRunning"
     server.emulator.set_job_status(job_id, None)
