@@ -74,7 +74,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -85,6 +84,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from chat_decode import peak_rss_mb  # noqa: E402 (the same high-water mark as the chat benchmark)
 
 CONTENDERS = ("ours", "ours-packed", "plain", "trl", "trl-tuned")
 RANK, ALPHA, DROPOUT = 16, 32, 0.05
@@ -129,15 +129,6 @@ class StepClock:
             "step_s": [None if s is None else round(e - s, 3) for s, e in zip(starts, self.ends, strict=True)],
             "step_tokens": self.tokens,
         }
-
-
-def peak_rss_mb() -> int:
-    """This process's peak resident memory. VmHWM belongs to the address space, so unlike
-    getrusage's ru_maxrss it does not inherit the parent's peak across fork + exec."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def device_figures(base_path: Path, tokens_per_s: float, peak_tflops: float) -> dict[str, Any]:

@@ -57,7 +57,6 @@ def run(
     from eval.harness import example_rows, run_suite
     from eval.suite import load_suite
     from eval.tasks import TaskSuite
-    from tunedesk.errors import ConfigError
     from tunedesk.models import sha256_file
 
     suite = load_suite(suite_file)
@@ -66,11 +65,7 @@ def run(
         return
     if limit is not None:
         suite.dataset.limit = limit
-    if only:
-        unknown = set(only) - {b.name for b in suite.backends}
-        if unknown:
-            raise ConfigError(f"{suite_file}: no backend named {', '.join(sorted(unknown))}")
-        suite.backends = [b for b in suite.backends if b.name in only]
+    suite.backends = _only(suite.backends, only, "backend", suite_file)
     with _progress() as progress:
         result = run_suite(suite, progress=progress, judge=judge)
     rows = example_rows(result)
@@ -100,6 +95,18 @@ def run(
         for metric, why in backend_result.skipped_metrics.items():
             err.print(f"[yellow]no {metric}[/] for {backend_result.name}: {why}", highlight=False)
     _finish(directory, deltas, fail_on_regression)
+
+
+def _only(entries: list[Any], names: list[str] | None, what: str, suite_file: Path) -> list[Any]:
+    """The suite's backends (or models) named by ``--backend``; all of them without it."""
+    from tunedesk.errors import ConfigError
+
+    if not names:
+        return entries
+    unknown = set(names) - {entry.name for entry in entries}
+    if unknown:
+        raise ConfigError(f"{suite_file}: no {what} named {', '.join(sorted(unknown))}")
+    return [entry for entry in entries if entry.name in names]
 
 
 def _progress() -> Any:
@@ -133,16 +140,11 @@ def _run_task_suite(
 ) -> None:
     """A sentiment, summarization or captioning suite: its task module scores models; recorded like a chat run."""
     from eval.tasks import example_rows, run_task
-    from tunedesk.errors import ConfigError
     from tunedesk.models import sha256_file
 
     if limit is not None:
         suite.dataset.limit = limit
-    if only:
-        unknown = set(only) - {m.name for m in suite.models}
-        if unknown:
-            raise ConfigError(f"{suite_file}: no model named {', '.join(sorted(unknown))}")
-        suite.models = [m for m in suite.models if m.name in only]
+    suite.models = _only(suite.models, only, "model", suite_file)
     started = datetime.now(UTC)
     with _progress() as progress:
         run = run_task(suite, progress)
