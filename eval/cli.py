@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -109,24 +111,19 @@ def _only(entries: list[Any], names: list[str] | None, what: str, suite_file: Pa
     return [entry for entry in entries if entry.name in names]
 
 
-def _progress() -> Any:
-    """A rich progress display whose ``progress(label, total)`` adds a bar and returns its advance callback."""
-    from contextlib import contextmanager
-
+@contextmanager
+def _progress() -> Iterator[Any]:
+    """A rich progress display; ``progress(label, total)`` adds a bar and returns its advance callback."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    @contextmanager
-    def display() -> Any:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=err, transient=True) as bar:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
 
-            def progress(label: str, total: int) -> Any:
-                task = bar.add_task(label, total=total)
-                return lambda n: bar.advance(task, n)
+        def progress(label: str, total: int) -> Any:
+            task = bar.add_task(label, total=total)
+            return lambda n: bar.advance(task, n)
 
-            yield progress
-
-    return display()
+        yield progress
 
 
 def _run_task_suite(

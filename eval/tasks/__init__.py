@@ -99,13 +99,11 @@ class ModelResult:
 
     def summary(self) -> dict[str, Any]:
         """The shape of a chat backend's summary, so history, gate and report read it unchanged."""
+        from eval.harness import Generation, latency_summary
+
         failed = sum(1 for f in self.failures if f)
         total = len(self.predictions) or 1
-        timed = sorted(self.seconds)
-
-        def pct(q: float) -> float | None:
-            return timed[min(len(timed) - 1, int(q * len(timed)))] if timed else None
-
+        timed = [Generation(answer, total_s=s) for answer, s in zip(self.predictions, self.seconds, strict=False)]
         return {
             "backend": self.kind,
             "description": self.description,
@@ -117,7 +115,7 @@ class ModelResult:
             "task_completion_checked": 0,
             "errors": {"error_rate": failed / total, "by_kind": {"failed": failed / total}},
             "generation_failures": failed,
-            "latency": {"ttft_p50_s": None, "total_p50_s": pct(0.5), "total_p95_s": pct(0.95)},
+            "latency": latency_summary(timed),  # the chat runs' percentiles, so the two compare
             "cache": {"hits": 0, "generated": len(self.predictions)},
             "skipped_metrics": {},
             "details": self.details,
