@@ -350,22 +350,16 @@ async def on_message(message: cl.Message) -> None:
         log.exception("answer failed")
         error = "unexpected"
         answer.content = "Sorry, something went wrong while generating the answer. Please try again."
-    total = time.perf_counter() - started
-    run = cl.context.current_run
     sources = grounding.sources(hits or [])
-    record = store.Answer(
-        message_id=answer.id,
-        run_id=run.id if run else None,
-        thread_id=cl.context.session.thread_id,
-        user=_rater(),
+    record = answer_record(
+        answer,
+        started,
         profile=cl.user_session.get("chat_profile"),
         backend=backend_name,
         model=served,
         prompt=message.content,
-        answer=answer.content,
         error=error,
         ttft_s=first,
-        total_s=total,
         tokens=pieces,
         sources=sources,
     )
@@ -407,20 +401,15 @@ async def answer_task(profile: tasks.TaskProfile, message: cl.Message) -> None:
     except Exception:
         log.exception("%s answer failed", profile.name)
         error, answer.content = "unexpected", "Sorry, something went wrong. Please try again."
-    run = cl.context.current_run
-    record = store.Answer(
-        message_id=answer.id,
-        run_id=run.id if run else None,
-        thread_id=cl.context.session.thread_id,
-        user=_rater(),
+    record = answer_record(
+        answer,
+        started,
         profile=profile.name,
         backend=profile.name.lower(),
         model=profile.model(current),
         prompt=message.content + "".join(f"\n[attached: {u.name}]" for u in uploads),
-        answer=answer.content,
         error=error,
         ttft_s=first,
-        total_s=time.perf_counter() - started,
         tokens=pieces,
     )
     await asyncio.to_thread(store.record_answer, records(), record)
@@ -428,6 +417,21 @@ async def answer_task(profile: tasks.TaskProfile, message: cl.Message) -> None:
     observe_turn(record, started_ns)
     if not error:
         await rating_widget(answer.id).send(for_id=answer.id)
+
+
+def answer_record(answer: cl.Message, started: float, **fields: Any) -> store.Answer:
+    """The row of an answer just streamed: ids, who asked and the total time from the turn's context, the rest
+    (profile, backend, model, prompt, error, timings...) as given."""
+    run = cl.context.current_run
+    return store.Answer(
+        message_id=answer.id,
+        run_id=run.id if run else None,
+        thread_id=cl.context.session.thread_id,
+        user=_rater(),
+        answer=answer.content,
+        total_s=time.perf_counter() - started,
+        **fields,
+    )
 
 
 def observe_turn(answer: store.Answer, started_ns: int) -> None:

@@ -29,6 +29,8 @@ from tunedesk.settings import Settings
 
 IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif"]
 MAX_UPLOAD_MB = 10
+SENTIMENT_TRAIN = "tunedesk sentiment train --config finetune/configs/sentiment-minilm.yaml"
+CAPTIONING_TRAIN = "tunedesk captioning train --config finetune/configs/captioning-fashion.yaml"
 
 
 @dataclass(frozen=True)
@@ -43,13 +45,15 @@ class TaskProfile:
     description: str
     greeting: str
     answer: Callable[[str, Sequence[Upload], Settings], AsyncIterator[str]]
+    setting: str  # the Settings field naming the profile's model
     uploads: bool = False
+    untrained: str | None = None  # the model used while the setting's default run has not been trained
 
     def model(self, settings: Settings) -> str:
         """What answers, as recorded with each answer."""
-        if self.name == "Summarize":
-            return summarization_model(settings)
-        return settings.sentiment_model if self.name == "Sentiment" else settings.captioning_model
+        if self.untrained is not None and _untrained(settings, self.setting):
+            return self.untrained
+        return str(getattr(settings, self.setting))
 
 
 # ---------------------------------------------------------------------------------------------- sentiment
@@ -68,8 +72,7 @@ async def classify(text: str, uploads: Sequence[Upload], settings: Settings) -> 
     if not posts:
         yield "Send one or more posts, one per line."
         return
-    ref = settings.sentiment_model
-    _require(ref, "sentiment_model", "tunedesk sentiment train --config finetune/configs/sentiment-minilm.yaml")
+    ref = _require(settings, "sentiment_model", SENTIMENT_TRAIN)
     classifier = await asyncio.to_thread(_classifier, ref)
     predictions = await asyncio.to_thread(classifier.predict, posts)
     labels = list(predictions[0][1])
@@ -96,9 +99,7 @@ def _summarizer(ref: str, repetition_penalty: float) -> Any:
 
 def summarization_model(settings: Settings) -> str:
     """The configured summarizer, or the base SmolLM2 while the default run has not been trained."""
-    ref = settings.summarization_model
-    untrained = ref == Settings.model_fields["summarization_model"].default and not Path(ref).exists()
-    return "smollm2-135m" if untrained else ref
+    return PROFILES["Summarize"].model(settings)
 
 
 async def summarize(text: str, uploads: Sequence[Upload], settings: Settings) -> AsyncIterator[str]:
@@ -169,8 +170,7 @@ async def caption(text: str, uploads: Sequence[Upload], settings: Settings) -> A
     upload = uploads[0]
     assert upload.path is not None
     image = check_upload(await asyncio.to_thread(upload.path.read_bytes), upload.name)
-    ref = settings.captioning_model
-    _require(ref, "captioning_model", "tunedesk captioning train --config finetune/configs/captioning-fashion.yaml")
+    ref = _require(settings, "captioning_model", CAPTIONING_TRAIN)
     captioner = await asyncio.to_thread(_captioner, ref)
     async for piece in astream_caption(captioner, image):
         yield piece
@@ -179,10 +179,18 @@ async def caption(text: str, uploads: Sequence[Upload], settings: Settings) -> A
 # ---------------------------------------------------------------------------------------------- registry
 
 
-def _require(ref: str, setting: str, command: str) -> None:
-    """The default run must have been trained; any other reference (a path, a hub id) is the loader's to check."""
-    if ref == Settings.model_fields[setting].default and not Path(ref).exists():
-        raise ModelNotFoundError(f"no model at {ref} yet; train it with: {command}")
+def _untrained(settings: Settings, setting: str) -> bool:
+    """Whether ``setting`` still names its default run and that run has not been trained."""
+    ref = getattr(settings, setting)
+    return bool(ref == Settings.model_fields[setting].default and not Path(ref).exists())
+
+
+def _require(settings: Settings, setting: str, command: str) -> str:
+    """The model ``setting`` names; the default run must have been trained, any other reference (a path, a hub
+    id) is the loader's to check."""
+    if _untrained(settings, setting):
+        raise ModelNotFoundError(f"no model at {getattr(settings, setting)} yet; train it with: {command}")
+    return str(getattr(settings, setting))
 
 
 PROFILES: dict[str, TaskProfile] = {
@@ -193,18 +201,22 @@ PROFILES: dict[str, TaskProfile] = {
             "Label social-media posts positive, neutral or negative (one post per line).",
             "Paste social-media posts, one per line, and I will label each one positive, neutral or negative.",
             classify,
+            "sentiment_model",
         ),
         TaskProfile(
             "Summarize",
             "Summarise a legal document; long ones are read part by part.",
             "Paste a legal document (a contract, a judgment, a policy) and I will summarise it.",
             summarize,
+            "summarization_model",
+            untrained="smollm2-135m",  # the base model summarises too
         ),
         TaskProfile(
             "Caption",
             "Caption a product photo for an online shop.",
             "Attach a product photo (PNG, JPEG, WebP or GIF, at most 10 MB) and I will caption it.",
             caption,
+            "captioning_model",
             uploads=True,
         ),
     )
