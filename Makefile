@@ -26,19 +26,20 @@ install: $(STAMP)
 chat: $(STAMP)
 	$(BIN)/tunedesk chat
 
-# The tests need two Debian packages: chromium (the browser tests drive it) and dataset-fashion-mnist
-# (the real product photos of the captioning sample). As root we install them, otherwise we say how.
+# The tests need three Debian packages: chromium (the browser tests drive it), dataset-fashion-mnist
+# (the real product photos of the captioning sample) and postgresql (the fault tests restart a real one). As root we install them, otherwise we say how.
 CHROMIUM := /usr/bin/chromium
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz
-DEBIAN_PACKAGES := chromium dataset-fashion-mnist
-$(CHROMIUM) $(FASHION_MNIST):
+POSTGRES := /usr/share/postgresql-common/pg_wrapper
+DEBIAN_PACKAGES := chromium dataset-fashion-mnist postgresql
+$(CHROMIUM) $(FASHION_MNIST) $(POSTGRES):
 	@if [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
 	else \
 		echo "the tests need Debian packages: sudo apt-get install $(DEBIAN_PACKAGES)" >&2; \
 	fi
 
-test: $(STAMP) $(CHROMIUM) $(FASHION_MNIST)
+test: $(STAMP) $(CHROMIUM) $(FASHION_MNIST) $(POSTGRES)
 	$(BIN)/python -m pytest -m "not gpu"
 
 # llama-cpp-python compiles llama.cpp (~10 min on 2 cores): only the benchmark needs it.

@@ -20,6 +20,8 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
-from chatbot import grounding, guardrails, review, store, tasks
+from chatbot import admission, grounding, guardrails, review, store, tasks
 from chatbot.backends import BACKENDS, Backend, GenerationParams, load_backend, params_from
 from chatbot.conversation import Message, respond
 from chatbot.telemetry import ANSWER_SECONDS, ANSWERS, ERRORS, TOKENS, TTFT_SECONDS, count_outcome, count_rating, tracer
@@ -314,6 +316,9 @@ async def on_message(message: cl.Message) -> None:
     if reviewing():
         await cl.Message(content="This is the review queue: rate the answer above. Switch to Support to chat.").send()
         return
+    if len(message.content) > settings().max_message_chars:
+        await cl.Message(content=too_long(len(message.content))).send()
+        return
     if (profile := task_profile()) is not None:
         await answer_task(profile, message)
         return
@@ -336,11 +341,14 @@ async def on_message(message: cl.Message) -> None:
         hits = await asyncio.to_thread(policy_hits, turn)
         prompt = current.system_prompt if hits is None else grounding.grounded_prompt(current.system_prompt, hits)
         chat_backend = await backend(backend_name, model_name)
-        async for piece in respond(chat_backend, turn, generation_params(), prompt):
-            if first is None:
-                first = time.perf_counter() - started
-            pieces += 1
-            await answer.stream_token(piece)
+        async with in_line(backend_name):
+            async for piece in respond(chat_backend, turn, generation_params(), prompt):
+                if first is None:
+                    first = time.perf_counter() - started
+                pieces += 1
+                await answer.stream_token(piece)
+    except admission.LineFull as exc:
+        error, answer.content = "busy", f"Sorry, we are very busy right now: {exc}."
     except ContentFilteredError as exc:  # the polite refusal replaces whatever had streamed
         error, answer.content = "content_filter", str(exc)
     except TunedeskError as exc:
@@ -363,11 +371,11 @@ async def on_message(message: cl.Message) -> None:
         tokens=pieces,
         sources=sources,
     )
-    await asyncio.to_thread(store.record_answer, records(), record)  # before send: thumbs appear with it
+    saved = await recorded(record, answer)  # before send: thumbs appear with it
     await move_end_chat(answer)
     await answer.send()
     observe_turn(record, started_ns)
-    if error:
+    if error or not saved:
         return
     cl.user_session.set("history", [*turn, {"role": "assistant", "content": answer.content}])
     if hits is not None:
@@ -375,10 +383,44 @@ async def on_message(message: cl.Message) -> None:
         await sent.send(for_id=answer.id)
     await rating_widget(answer.id).send(for_id=answer.id)
     if guardrails.sounds_unsure(answer.content):
-        row = await asyncio.to_thread(store.record_escalation, records(), _thread(), _rater(), "bot_unsure")
-        count_outcome(row)
+        try:
+            row = await asyncio.to_thread(store.record_escalation, records(), _thread(), _rater(), "bot_unsure")
+            count_outcome(row)
+        except store.StoreUnavailable as exc:
+            log.warning("escalation (bot unsure) not recorded: %s", exc)
     if guardrails.says_goodbye(message.content):
         await ask_survey()
+
+
+def too_long(length: int) -> str:
+    limit = settings().max_message_chars
+    return (
+        f"Your message is {length:,} characters long; I can read up to {limit:,}. "
+        "Please shorten it, or send the most important part first."
+    )
+
+
+@asynccontextmanager
+async def in_line(backend_name: str) -> AsyncIterator[None]:
+    """Wait for this backend's turn (``chatbot.admission``), telling the customer their place meanwhile."""
+    current = settings()
+    line = admission.line_for(backend_name, current.max_concurrent_answers, current.max_waiting)
+    notice: cl.Message | None = None
+
+    async def tell(place: int) -> None:
+        nonlocal notice
+        text = f"Many customers are writing to us right now: you are number {place} in line. Your answer starts soon."
+        if notice is None:
+            notice = cl.Message(content=text)
+            await notice.send()
+        else:
+            notice.content = text
+            await notice.update()
+
+    async with line.turn(tell):
+        if notice is not None:
+            await notice.remove()
+        yield
 
 
 async def answer_task(profile: tasks.TaskProfile, message: cl.Message) -> None:
@@ -412,11 +454,29 @@ async def answer_task(profile: tasks.TaskProfile, message: cl.Message) -> None:
         ttft_s=first,
         tokens=pieces,
     )
-    await asyncio.to_thread(store.record_answer, records(), record)
+    saved = await recorded(record, answer)
     await answer.send()
     observe_turn(record, started_ns)
-    if not error:
+    if not error and saved:
         await rating_widget(answer.id).send(for_id=answer.id)
+
+
+NOT_RECORDED = (
+    "\n\n_Our records are unavailable just now, so this answer was not saved and cannot be rated. "
+    "Please try again in a moment._"
+)
+
+
+async def recorded(record: store.Answer, answer: cl.Message) -> bool:
+    """Store the answer's row; when the database stays away past the write budget, say so under the answer
+    (it is shown, but not rateable: a rating needs the row)."""
+    try:
+        await asyncio.to_thread(store.record_answer, records(), record)
+    except store.StoreUnavailable as exc:
+        log.warning("answer %s not recorded: %s", record.message_id, exc)
+        answer.content += NOT_RECORDED
+        return False
+    return True
 
 
 def answer_record(answer: cl.Message, started: float, **fields: Any) -> store.Answer:
@@ -481,7 +541,12 @@ async def move_end_chat(answer: cl.Message) -> None:
 
 async def hand_over(reason: store.Escalation) -> None:
     """Tell the customer a person takes over, record the escalation, and ask the survey."""
-    row = await asyncio.to_thread(store.record_escalation, records(), _thread(), _rater(), reason)
+    try:
+        row = await asyncio.to_thread(store.record_escalation, records(), _thread(), _rater(), reason)
+    except store.StoreUnavailable as exc:  # unrecorded, nobody would pick it up: do not promise a colleague
+        log.warning("escalation not recorded: %s", exc)
+        await cl.Message(content="I could not reach a colleague just now; please ask again in a moment.").send()
+        return
     count_outcome(row)
     await cl.Message(content=HANDOFF).send()
     await ask_survey()
@@ -511,7 +576,7 @@ async def survey(action: cl.Action) -> dict[str, Any]:
     try:
         answers = store.SurveyIn(**given)
         row = await asyncio.to_thread(store.record_survey, records(), _thread(), _rater(), answers)
-    except ValidationError as exc:
+    except (ValidationError, store.StoreUnavailable) as exc:
         return {"saved": False, "error": _short(exc)}
     count_outcome(row)
     saved = {"resolved": answers.resolved, "csat": answers.csat, "comment": answers.comment}
@@ -560,6 +625,10 @@ async def rate(action: cl.Action) -> dict[str, Any]:
         if item is None:
             return {"saved": False, "error": "this review item no longer exists"}
         given.update(prompt=item.prompt, answer=item.answer, backend=item.backend, model=item.model)
+    if item is None and given.get("message_id"):  # an agent rates answers of their own conversations only
+        thread = await asyncio.to_thread(store.answer_thread, records(), str(given["message_id"]))
+        if thread not in (None, _thread()):
+            return {"saved": False, "error": "only this conversation's answers can be rated here"}
     try:
         rating = store.RatingIn(kind="scores", **given)
         row = await asyncio.to_thread(store.record_rating, records(), rating, _rater(), "review" if item else "chat")

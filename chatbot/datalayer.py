@@ -15,6 +15,10 @@ Decisions:
   storage; other elements (uploads) still need one and are skipped with Chainlit's warning. An element
   can be sent before the thread's first row is written (steps are queued until the first message is
   flushed), so the thread row is made first, as ``create_step`` does.
+- Users are the tenants: a thread and everything in it is its author's. ``thread_owner``, ``step_owner``
+  and ``feedback_owner`` answer "whose is this?" for the guards in ``chatbot.server``. Element writes come
+  with ids from the page (the rating widget updates itself by id), so an element is written or deleted
+  only in a thread of the session's own user, and an existing element never moves to another thread.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import logging
 from typing import Any
 
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
-from chainlit.element import Element
+from chainlit.element import Element, ElementDict
 from chainlit.types import Feedback
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -75,24 +79,55 @@ class TunedeskDataLayer(SQLAlchemyDataLayer):
                 log.debug("failed statement: %s", exc)
                 return None
 
+    async def get_thread_author(self, thread_id: str) -> str:
+        """The author, or "" for a thread with none or no thread (Chainlit answers 404 then, not 500)."""
+        return await self.thread_owner(thread_id) or ""
+
+    async def thread_owner(self, thread_id: str) -> str | None:
+        rows = await self.execute_sql('SELECT "userIdentifier" FROM threads WHERE "id" = :id', {"id": thread_id})
+        return rows[0]["userIdentifier"] if isinstance(rows, list) and rows else None
+
+    async def step_owner(self, step_id: str) -> tuple[str | None, str | None]:
+        """The thread of step (message) ``step_id`` and that thread's author."""
+        query = (
+            'SELECT t."id", t."userIdentifier" FROM steps s JOIN threads t ON t."id" = s."threadId" WHERE s."id" = :id'
+        )
+        rows = await self.execute_sql(query, {"id": step_id})
+        return (rows[0]["id"], rows[0]["userIdentifier"]) if isinstance(rows, list) and rows else (None, None)
+
+    async def feedback_owner(self, feedback_id: str) -> str | None:
+        query = 'SELECT t."userIdentifier" FROM feedbacks f JOIN threads t ON t."id" = f."threadId" WHERE f."id" = :id'
+        rows = await self.execute_sql(query, {"id": feedback_id})
+        return rows[0]["userIdentifier"] if isinstance(rows, list) and rows else None
+
+    async def _foreign_thread(self, thread_id: str | None) -> bool:
+        """Whether ``thread_id`` belongs to someone other than the user of the current chat session."""
+        user = _session_user()
+        if user is None or not thread_id:  # no session (server-side work) or no thread yet: nothing to protect
+            return False
+        owner = await self.thread_owner(thread_id)
+        return owner is not None and owner != user
+
     async def upsert_feedback(self, feedback: Feedback) -> str:
         rater = None
         if feedback.threadId:
-            try:
-                rater = await self.get_thread_author(feedback.threadId)  # one query: threads."userIdentifier"
-            except ValueError:  # Chainlit's way of saying the thread has no author
-                rater = None
+            rater = await self.thread_owner(feedback.threadId)  # chatbot.server set it from the message's thread
         rating = store.RatingIn(
             message_id=feedback.forId, kind="thumbs", thumbs=feedback.value, comment=feedback.comment
         )
         try:
             row = await asyncio.to_thread(store.record_rating, self.records, rating, rater or "anonymous", "chat")
             count_rating(row)
+        except store.StoreUnavailable as exc:
+            log.warning("thumbs for %s not stored: %s", feedback.forId, exc)
         except store.RatingError:  # thumbs on a message that is not a recorded answer (a review item, a notice)
             log.info("thumbs for %s kept in Chainlit's feedbacks only: not a recorded answer", feedback.forId)
         return await super().upsert_feedback(feedback)
 
     async def create_element(self, element: Element) -> None:
+        if await self._foreign_thread(element.thread_id):
+            log.warning("element %s refused: thread %s is another user's", element.id, element.thread_id)
+            return
         if element.type != "custom":
             await super().create_element(element)
             return
@@ -103,9 +138,40 @@ class TunedeskDataLayer(SQLAlchemyDataLayer):
         columns = ", ".join(f'"{key}"' for key in row)
         values = ", ".join(f":{key}" for key in row)
         updates = ", ".join(f'"{key}" = :{key}' for key in row if key != "id")
+        same_thread = 'elements."threadId" = excluded."threadId"'  # an element id from the page moves nothing
         await self.execute_sql(
-            f"INSERT INTO elements ({columns}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET {updates}", row
+            f"INSERT INTO elements ({columns}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET {updates} "
+            f"WHERE {same_thread}",
+            row,
         )
+
+    async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:
+        """Chainlit's, on decoded JSON columns (its own ``json.loads`` of ``props`` fails on them with a 500)."""
+        query = 'SELECT * FROM elements WHERE "threadId" = :thread_id AND "id" = :element_id'
+        rows = await self.execute_sql(query, {"thread_id": thread_id, "element_id": element_id})
+        if not isinstance(rows, list) or not rows:
+            return None
+        row = rows[0]
+        return ElementDict(**{key: row[key] for key in ElementDict.__annotations__ if key in row})  # type: ignore[typeddict-item]
+
+    async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
+        rows = await self.execute_sql('SELECT "threadId" FROM elements WHERE "id" = :id', {"id": element_id})
+        stored_thread = rows[0]["threadId"] if isinstance(rows, list) and rows else None
+        if await self._foreign_thread(stored_thread):
+            log.warning("deleting element %s refused: thread %s is another user's", element_id, stored_thread)
+            return
+        await super().delete_element(element_id, thread_id)
+
+
+def _session_user() -> str | None:
+    """The signed-in user of the chat session this call runs in; None outside one (an HTTP route, a job)."""
+    from chainlit.context import ChainlitContextException, context
+
+    try:
+        user = context.session.user
+    except ChainlitContextException:
+        return None
+    return user.identifier if user else None
 
 
 def _to_db(value: Any) -> Any:

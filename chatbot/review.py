@@ -40,6 +40,7 @@ from sqlalchemy import (
 
 from chatbot.store import answers_table, ratings_table
 from tunedesk.errors import ConfigError
+from tunedesk.files import jsonl_lines, load_json, parse_json, read_text
 
 metadata = MetaData()
 batches_table = Table(
@@ -91,30 +92,28 @@ def items_from_eval(directory: Path, backends: Sequence[str] = ()) -> list[dict[
     examples = directory / "examples.jsonl"
     if not examples.is_file():
         raise ConfigError(f"{directory}: no examples.jsonl; pass the directory of a `tunedesk eval run`")
-    models: dict[str, str | None] = {}
-    results = directory / "results.json"
-    if results.is_file():
-        for name, summary in json.loads(results.read_text(encoding="utf-8")).get("backends", {}).items():
-            described = summary.get("description")
-            models[name] = described.get("model") if isinstance(described, dict) else None
+    models = run_models(directory / "results.json")
     items = []
-    for number, line in enumerate(examples.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in jsonl_lines(read_text(examples)):
         if not line.strip():
             continue
-        try:
-            row = json.loads(line)
-            prompt, answer, backend = row["prompt"], row["answer"], row["backend"]
-        except (json.JSONDecodeError, KeyError) as exc:
-            raise ConfigError(f"{examples}:{number}: not an eval example row ({exc})") from None
+        where = f"{examples}:{number}"
+        row = parse_json(line, where)
+        if not isinstance(row, dict):
+            raise ConfigError(f"{where}: not an eval example row (a JSON object, got {type(row).__name__})")
+        for key in ("backend", "answer"):
+            if not isinstance(row.get(key), str):
+                raise ConfigError(f"{where}: not an eval example row ({key}: expected text, got {_kind(row.get(key))})")
+        backend, answer = row["backend"], row["answer"]
         if backends and backend not in backends:
             continue
-        if row.get("generation_error") or not str(answer).strip():
+        if row.get("generation_error") or not answer.strip():
             continue  # a failed generation is not an answer to judge
-        turns = prompt if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
+        turns = _prompt_turns(where, row.get("prompt"))
         last_user = max(i for i, m in enumerate(turns) if m["role"] == "user")
         items.append(
             {
-                "context": [{"role": m["role"], "content": m["content"]} for m in turns[:last_user]],
+                "context": turns[:last_user],
                 "prompt": turns[last_user]["content"],
                 "answer": answer,
                 "backend": backend,
@@ -123,6 +122,42 @@ def items_from_eval(directory: Path, backends: Sequence[str] = ()) -> list[dict[
             }
         )
     return items
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def _prompt_turns(where: str, prompt: Any) -> list[dict[str, str]]:
+    """An example's prompt as chat turns: a text, or a list of ``{role, content}`` with a user turn in it."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    if not isinstance(prompt, list):
+        raise ConfigError(f"{where}: not an eval example row (prompt: expected text or turns, got {_kind(prompt)})")
+    turns = []
+    for index, turn in enumerate(prompt):
+        if not isinstance(turn, dict) or not all(isinstance(turn.get(key), str) for key in ("role", "content")):
+            raise ConfigError(f"{where}: not an eval example row (prompt[{index}]: expected {{role, content}} texts)")
+        turns.append({"role": turn["role"], "content": turn["content"]})
+    if not any(turn["role"] == "user" for turn in turns):
+        raise ConfigError(f"{where}: not an eval example row (prompt: no user turn)")
+    return turns
+
+
+def run_models(path: Path) -> dict[str, str | None]:
+    """Backend name -> model, from a run's ``results.json`` (none when it is missing)."""
+    if not path.is_file():
+        return {}
+    results = load_json(path)
+    backends = results.get("backends", {}) if isinstance(results, dict) else None
+    if not isinstance(backends, dict):
+        raise ConfigError(f"{path}: backends: expected a mapping of backend name -> results")
+    models: dict[str, str | None] = {}
+    for name, summary in backends.items():
+        described = summary.get("description") if isinstance(summary, dict) else None
+        model = described.get("model") if isinstance(described, dict) else None
+        models[name] = model if isinstance(model, str) else None
+    return models
 
 
 def items_from_chats(engine: Engine, since: datetime | None = None) -> list[dict[str, Any]]:

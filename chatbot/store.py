@@ -8,6 +8,10 @@ Decisions:
 - A rater who changes their mind adds a row that ``supersedes`` the previous one: the current rating is
   the row nobody supersedes, and the history is never overwritten.
 - Thumbs (Chainlit's feedback) and 1-5 scores are separate kinds: changing one does not erase the other.
+- Every write is one transaction through ``tunedesk.db.retrying``: a locked or restarting database is tried
+  again for a few seconds, then the write fails with ``StoreUnavailable`` (a ``RatingError``, so the widget
+  and the API say "not saved" instead of "saved"). A row's id is chosen before the first attempt and each
+  attempt first looks for it, so a retry after a commit whose reply was lost returns the stored row.
 """
 
 from __future__ import annotations
@@ -16,14 +20,15 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import (
     Column,
+    Connection,
     DateTime,
     Engine,
     Float,
@@ -39,8 +44,11 @@ from sqlalchemy import (
     select,
 )
 
+from tunedesk import db
 from tunedesk.errors import TunedeskError
+from tunedesk.files import spreadsheet_safe
 
+T = TypeVar("T")
 metadata = MetaData()
 answers_table = Table(
     "chat_answers",
@@ -110,6 +118,24 @@ class RatingError(TunedeskError):
     """A rating that cannot be stored as given (unknown answer, nothing rated)."""
 
 
+class StoreUnavailable(RatingError, db.DatabaseUnavailable):
+    """The database stayed locked or unreachable for the whole write budget; nothing was stored."""
+
+
+def _write(engine: Engine, work: Callable[[Connection], T], what: str) -> T:
+    try:
+        return db.retrying(engine, work, what)
+    except db.DatabaseUnavailable as exc:
+        raise StoreUnavailable(str(exc)) from exc.__cause__
+
+
+def _stored(conn: Connection, table: Table, key: str) -> dict[str, Any] | None:
+    """The row ``key`` of ``table`` if an earlier attempt of this write committed it."""
+    primary = next(iter(table.primary_key.columns))
+    row = conn.execute(select(table).where(primary == key)).mappings().first()
+    return dict(row) if row else None
+
+
 class RatingIn(BaseModel):
     """One rating as the UI or the API submits it."""
 
@@ -155,12 +181,24 @@ class Answer:
     sources: Sequence[dict[str, Any]] = ()  # policy passages: source, section, score (text is not repeated)
 
 
+def answer_thread(engine: Engine, message_id: str) -> str | None:
+    """The conversation an answer belongs to; None for an unknown message."""
+    with engine.connect() as conn:
+        found = conn.execute(select(answers_table.c.thread_id).where(answers_table.c.message_id == message_id))
+        return found.scalar()
+
+
 def record_answer(engine: Engine, answer: Answer) -> None:
     row = answer.__dict__ | {
-        "sources": json.dumps([{k: s[k] for k in ("source", "section", "score")} for s in answer.sources])
+        "sources": json.dumps([{k: s[k] for k in ("source", "section", "score")} for s in answer.sources]),
+        "created_at": datetime.now(UTC),
     }
-    with engine.begin() as conn:
-        conn.execute(insert(answers_table).values(**row, created_at=datetime.now(UTC)))
+
+    def work(conn: Connection) -> None:
+        if _stored(conn, answers_table, answer.message_id) is None:
+            conn.execute(insert(answers_table).values(**row))
+
+    _write(engine, work, "the answer's record")
 
 
 def _current(rater: str | None = None) -> Select[Any]:
@@ -172,8 +210,11 @@ def _current(rater: str | None = None) -> Select[Any]:
 
 def record_rating(engine: Engine, rating: RatingIn, rater: str, source: Source) -> dict[str, Any]:
     """Store ``rating``; it supersedes ``rater``'s current rating of the same kind for that answer."""
-    now = datetime.now(UTC)
-    with engine.begin() as conn:
+    now, rating_id = datetime.now(UTC), str(uuid.uuid4())
+
+    def work(conn: Connection) -> dict[str, Any]:
+        if (stored := _stored(conn, ratings_table, rating_id)) is not None:
+            return stored
         a = answers_table.c
         answer = (
             conn.execute(
@@ -199,7 +240,7 @@ def record_rating(engine: Engine, rating: RatingIn, rater: str, source: Source) 
             .first()
         )
         row: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
+            "id": rating_id,
             "created_at": now,
             "rater": rater,
             "source": source,
@@ -219,7 +260,9 @@ def record_rating(engine: Engine, rating: RatingIn, rater: str, source: Source) 
             "supersedes": previous["id"] if previous else None,
         }
         conn.execute(insert(ratings_table).values(**row))
-    return row
+        return row
+
+    return _write(engine, work, "the rating")
 
 
 @dataclass(frozen=True)
@@ -292,10 +335,12 @@ def _last_answer(conn: Any, thread_id: str) -> dict[str, Any]:
     return dict(row) if row else {"message_id": None, "backend": None, "model": None}
 
 
-def _insert_outcome(conn: Any, kind: str, thread_id: str, user: str, **answers: Any) -> dict[str, Any]:
+def _insert_outcome(conn: Any, outcome_id: str, kind: str, thread_id: str, user: str, **answers: Any) -> dict[str, Any]:
     """Insert one ``chat_outcomes`` row for the thread's latest answer; ``answers`` fills the kind's columns."""
+    if (stored := _stored(conn, outcomes_table, outcome_id)) is not None:
+        return stored
     row = {
-        "id": str(uuid.uuid4()),
+        "id": outcome_id,
         "created_at": datetime.now(UTC),
         "kind": kind,
         "thread_id": thread_id,
@@ -314,14 +359,16 @@ def _insert_outcome(conn: Any, kind: str, thread_id: str, user: str, **answers: 
 
 def record_survey(engine: Engine, thread_id: str, user: str, survey: SurveyIn) -> dict[str, Any]:
     """Store ``user``'s survey of a conversation; a second one supersedes the first (history is kept)."""
-    o = outcomes_table.c
-    with engine.begin() as conn:
+    o, survey_id = outcomes_table.c, str(uuid.uuid4())
+
+    def work(conn: Connection) -> dict[str, Any]:
         superseded = select(o.supersedes).where(o.supersedes.is_not(None))
         previous = conn.execute(
             select(o.id).where(o.thread_id == thread_id, o.user == user, o.kind == "survey", o.id.not_in(superseded))
         ).scalar()
         return _insert_outcome(
             conn,
+            survey_id,
             "survey",
             thread_id,
             user,
@@ -331,11 +378,17 @@ def record_survey(engine: Engine, thread_id: str, user: str, survey: SurveyIn) -
             supersedes=previous,
         )
 
+    return _write(engine, work, "the survey")
+
 
 def record_escalation(engine: Engine, thread_id: str, user: str, reason: Escalation) -> dict[str, Any]:
     """Record that a conversation was handed to a human, and why."""
-    with engine.begin() as conn:
-        return _insert_outcome(conn, "escalation", thread_id, user, reason=reason)
+    escalation_id = str(uuid.uuid4())
+    return _write(
+        engine,
+        lambda conn: _insert_outcome(conn, escalation_id, "escalation", thread_id, user, reason=reason),
+        "the escalation",
+    )
 
 
 def outcomes(
@@ -372,14 +425,12 @@ def to_jsonl(rows: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(row, default=_iso, ensure_ascii=False) + "\n" for row in rows)
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def to_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str] = EXPORT_COLUMNS) -> str:
     """CSV for spreadsheets: text a spreadsheet would run as a formula (``=HYPERLINK(...)`` typed by a
-    customer) gets a leading apostrophe, OWASP's advice against CSV injection; JSONL keeps text as typed."""
+    customer) gets a leading apostrophe, OWASP's advice against CSV injection; JSONL keeps text as typed.
+    Rows end in CRLF (RFC 4180), so a CR typed inside a cell gets the cell quoted instead of ending the row."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({key: _cell(value) for key, value in row.items()})
@@ -394,8 +445,8 @@ def export_text(rows: Sequence[dict[str, Any]], format: str, columns: Sequence[s
 def _cell(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
+    if isinstance(value, str):
+        return spreadsheet_safe(value)  # OWASP's CSV-injection advice; the rule is in tunedesk.files
     return value
 
 

@@ -27,6 +27,8 @@ from typing import Any
 
 from data.split import NearDuplicateIndex, Signatures
 from data.support_chat import Conversation, DataError, Turn
+from tunedesk.errors import printable
+from tunedesk.files import load_yaml
 
 Generate = Callable[[list[dict[str, str]]], str]
 
@@ -153,19 +155,14 @@ def parse_generated(text: str, conversation_id: str, intent: str) -> Conversatio
 
 
 def load_intents(path: Path) -> dict[str, dict[str, Any]]:
-    import yaml
-
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise DataError(f"{path}: cannot read the intent list: {exc}") from exc
+    loaded = load_yaml(path, DataError)
     if not isinstance(loaded, dict) or not loaded:
         raise DataError(f"{path}: the intent list must map intent names to descriptions")
     intents: dict[str, dict[str, Any]] = {}
     for name, spec in loaded.items():
         spec = {"description": spec} if isinstance(spec, str) else spec
         if not isinstance(spec, dict) or not isinstance(spec.get("description"), str):
-            raise DataError(f"{path}: {name}: description: a text describing the intent is required")
+            raise DataError(f"{path}: {printable(str(name))}: description: a text describing the intent is required")
         intents[str(name)] = spec
     return intents
 

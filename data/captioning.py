@@ -122,7 +122,7 @@ def fashion_mnist_dir(directory: Path | str | None = None) -> Path:
 def load_fashion_mnist(split: str, directory: Path | str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(images, labels)`` of a split: uint8 arrays ``N x 28 x 28`` (ink, 0 = background) and ``N``."""
     if split not in FASHION_MNIST_SPLITS:
-        raise DataError(f"fashion-mnist: split: unknown split '{split}'; use one of {', '.join(FASHION_MNIST_SPLITS)}")
+        raise DataError(f"fashion-mnist: split: unknown split {split!r}; use one of {', '.join(FASHION_MNIST_SPLITS)}")
     return _load_split(split, fashion_mnist_dir(directory).resolve())
 
 
@@ -449,7 +449,7 @@ def read_captions(path: Path) -> Iterator[CaptionExample]:
     for line, record in read_records(path, CAPTION_FIELDS, "jsonl", allowed_extra=("source",)):
         example_id = text_field(path, line, record, "id")
         if example_id in seen:
-            raise DataError(f"{path}:{line}: id: '{example_id}' already used on line {seen[example_id]}")
+            raise DataError(f"{path}:{line}: id: {example_id!r} already used on line {seen[example_id]}")
         seen[example_id] = line
         image = text_field(path, line, record, "image")
         _parse_reference(image, f"{path}:{line}")
@@ -468,7 +468,7 @@ def _parse_reference(image: str, where: str) -> tuple[str, int] | None:
     if image.startswith("fashion-mnist:"):
         parts = image.split(":")
         if len(parts) != 3 or parts[1] not in FASHION_MNIST_SPLITS or not parts[2].isdigit():
-            raise DataError(f"{where}: image: '{image}' is not fashion-mnist:<train|t10k>:<index>")
+            raise DataError(f"{where}: image: {image!r} is not fashion-mnist:<train|t10k>:<index>")
         split, index = parts[1], int(parts[2])
         if index >= FASHION_MNIST_SPLITS[split]:
             raise DataError(f"{where}: image: index {index} out of range; {split} has {FASHION_MNIST_SPLITS[split]}")
@@ -476,7 +476,7 @@ def _parse_reference(image: str, where: str) -> tuple[str, int] | None:
     if image.startswith("skimage:"):
         name = image.removeprefix("skimage:")
         if not name or "/" in name or "\\" in name or name.startswith("."):
-            raise DataError(f"{where}: image: '{image}' must name a file directly in skimage/data")
+            raise DataError(f"{where}: image: {image!r} must name a file directly in skimage/data")
     return None
 
 

@@ -122,12 +122,12 @@ def prepare(
     for pair in speaker or []:
         name, sep, role = pair.partition("=")
         if not sep or not name.strip() or not role.strip():
-            raise ConfigError(f"--speaker expects NAME=ROLE, got '{pair}'")
+            raise ConfigError(f"--speaker expects NAME=ROLE, got {pair!r}")
         speakers[name.strip()] = role.strip()
     if not 0 <= val < 1 or not 0 <= test < 1 or val + test >= 1:
         raise ConfigError("--val and --test must be fractions that leave some training data")
     if fmt is not None and fmt not in FORMATS:
-        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     config = PrepareConfig(
         fmt=fmt,  # type: ignore[arg-type]  # checked against FORMATS just above
         speakers=speakers,
@@ -243,7 +243,7 @@ def fetch(
     from data.hub import fetch as run_fetch
 
     if name not in HUB_SETS:
-        raise ConfigError(f"unknown dataset '{name}'; known: {', '.join(HUB_SETS)}")
+        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(HUB_SETS)}")
     with err.status(f"fetching {name} ({source or HUB_SETS[name].hub_id}, {split})"):
         written = run_fetch(name, out, source, split, limit)
     Console().print(f"{written:,} examples -> {out}")
@@ -274,7 +274,10 @@ def export_feedback(
     from data.feedback import build, write
 
     settings = load_settings()
-    start = local_time(datetime.fromisoformat(since)) if since else None
+    try:
+        start = local_time(datetime.fromisoformat(since)) if since else None
+    except ValueError:
+        raise ConfigError(f"--since {since!r}: not an ISO time such as 2026-11-01 or 2026-11-01T09:30") from None
     threads: dict[str, list[dict[str, Any]]] = {}
     failed: frozenset[str] = frozenset()
     if ratings_file is not None:
@@ -324,10 +327,16 @@ def _ratings_from_file(path: Path, since: Any) -> list[dict[str, Any]]:
 
     required = ("id", "kind", "message_id", "rater", "created_at")
     rows = []
+    numbers = ("thumbs", "naturalness", "correctness", "helpfulness")
     for number, row in read_records(path, EXPORT_COLUMNS, fmt="jsonl"):
         missing = [name for name in required if not row.get(name)]
         if missing:
             raise DataError(f"{path}:{number}: field {missing[0]} is missing (a GET /api/ratings export has it)")
+        for name, value in row.items():
+            expected = (int,) if name in numbers else (str,)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, expected)):
+                kind = "a whole number" if name in numbers else "text"
+                raise DataError(f"{path}:{number}: {name}: expected {kind} or null, got {type(value).__name__}")
         try:
             created = datetime.fromisoformat(str(row["created_at"]))
         except ValueError:

@@ -49,7 +49,7 @@ def read_documents(path: Path, fmt: RecordFormat | None = None) -> Iterator[Summ
     for line, record in records:
         example_id = text_field(path, line, record, "id")
         if example_id in seen:
-            raise DataError(f"{path}:{line}: id: '{example_id}' already used on line {seen[example_id]}")
+            raise DataError(f"{path}:{line}: id: {example_id!r} already used on line {seen[example_id]}")
         seen[example_id] = line
         yield SummaryExample(
             id=example_id,

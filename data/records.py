@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Literal
 
-from data.support_chat import DataError
+from tunedesk.errors import DataError, printable
+from tunedesk.files import jsonl_lines, parse_json
 
 RecordFormat = Literal["jsonl", "csv"]
 Record = dict[str, object]
@@ -77,18 +77,15 @@ def _guess_format(path: Path, text: str) -> RecordFormat:
 
 
 def _jsonl_records(path: Path, text: str, known: Collection[str]) -> Iterator[tuple[int, Record]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in jsonl_lines(text):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: record: invalid JSON: {exc.msg} at column {exc.colno}") from None
+        record = parse_json(line, f"{path}:{number}: record", DataError)
         if not isinstance(record, dict):
             raise DataError(f"{path}:{number}: record: expected a JSON object, got {type(record).__name__}")
         for key in record:
             if key not in known:
-                raise DataError(f"{path}:{number}: {key}: unknown field; expected {', '.join(known)}")
+                raise DataError(f"{path}:{number}: {printable(key)}: unknown field; expected {', '.join(known)}")
         yield number, record
 
 
@@ -109,7 +106,8 @@ def _csv_records(
         raise DataError(f"{path}:1: header: missing column(s) {', '.join(missing)}")
     unknown = [column for column in header if column not in known]
     if unknown:
-        raise DataError(f"{path}:1: header: unknown column(s) {', '.join(unknown)}; expected {', '.join(known)}")
+        names = ", ".join(map(printable, unknown))
+        raise DataError(f"{path}:1: header: unknown column(s) {names}; expected {', '.join(known)}")
     line = reader.line_num + 1
     while True:
         try:

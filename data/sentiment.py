@@ -36,7 +36,7 @@ def read_posts(path: Path, fmt: RecordFormat | None = None) -> Iterator[Sentimen
         if "id" in record:
             post_id = text_field(path, line, record, "id")
             if post_id in seen:
-                raise DataError(f"{path}:{line}: id: '{post_id}' already used on line {seen[post_id]}")
+                raise DataError(f"{path}:{line}: id: {post_id!r} already used on line {seen[post_id]}")
             seen[post_id] = line
         else:
             post_id = f"{path.stem}-{line}"

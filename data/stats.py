@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data.support_chat import DataError
 from data.validate import Target, spread
-from tunedesk.files import replacing_directory
+from tunedesk.errors import DataError
+from tunedesk.files import jsonl_lines, load_json, parse_json, read_text, replacing_directory
 
 SPLITS = ("train", "val", "test")
 
@@ -69,7 +69,8 @@ def collect(inputs: Sequence[Path], target: Target) -> tuple[list[SplitStats], d
                 raise DataError(f"{path}: no train/val/test.jsonl; give a 'data prepare' output or JSONL files")
             files += found
             if (path / "report.json").is_file():
-                report = json.loads((path / "report.json").read_text(encoding="utf-8"))
+                loaded = load_json(path / "report.json", DataError)
+                report = loaded if isinstance(loaded, dict) else None
         elif path.is_file():
             files.append((path.stem, path, None))
         else:
@@ -79,28 +80,32 @@ def collect(inputs: Sequence[Path], target: Target) -> tuple[list[SplitStats], d
 
 def _split_stats(name: str, data: Path, meta: Path | None, target: Target) -> SplitStats:
     stats = SplitStats(name)
-    with data.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    for number, line in jsonl_lines(read_text(data, DataError)):
+        if not line.strip():
+            continue
+        example = parse_json(line, f"{data}:{number}", DataError)
+        try:
+            turns = [{"role": m["role"], "content": m["content"]} for m in example["messages"]]
+            if not all(isinstance(m["role"], str) and isinstance(m["content"], str) for m in turns):
+                raise TypeError("role or content not text")
+        except (KeyError, TypeError) as exc:
+            raise DataError(
+                f"{data}:{number}: messages: not a chat example (bad or missing {exc}); run 'tunedesk data validate'"
+            ) from None
+        stats.turns.append(sum(1 for m in turns if m["role"] != "system"))
+        stats.tokens.append(target.count(turns))
+    if meta is not None:
+        for number, line in jsonl_lines(read_text(meta, DataError)):
             if not line.strip():
                 continue
-            try:
-                messages = json.loads(line)["messages"]
-                turns = [{"role": m["role"], "content": m["content"]} for m in messages]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise DataError(
-                    f"{data}:{number}: messages: not a chat example (bad or missing {exc}); "
-                    "run 'tunedesk data validate'"
-                ) from None
-            stats.turns.append(sum(1 for m in turns if m["role"] != "system"))
-            stats.tokens.append(target.count(turns))
-    if meta is not None:
-        with meta.open(encoding="utf-8") as lines:
-            for line in lines:
-                if line.strip():
-                    record = json.loads(line)
-                    stats.intents[record.get("intent") or "unknown"] += 1
-                    if record.get("augmented"):
-                        stats.augmented[record["augmented"]] += 1
+            record = parse_json(line, f"{meta}:{number}", DataError)
+            intent = record.get("intent") if isinstance(record, dict) else None
+            augmented = record.get("augmented") if isinstance(record, dict) else None
+            if not isinstance(intent, str | None) or not isinstance(augmented, str | None):
+                raise DataError(f"{meta}:{number}: intent, augmented: expected text or null")
+            stats.intents[intent or "unknown"] += 1
+            if augmented:
+                stats.augmented[augmented] += 1
     return stats
 
 

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from data.schema import ROLES
-from tunedesk.errors import TunedeskError
+from tunedesk.errors import DataError, printable
+from tunedesk.files import jsonl_lines, parse_json
 
 Format = Literal["jsonl", "csv", "transcript", "instructions"]
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "transcript", "instructions")
@@ -38,10 +38,6 @@ DEFAULT_SPEAKERS: dict[str, str] = {
     "rep": "assistant", "representative": "assistant", "operator": "assistant",
     "system": "system",
 }  # fmt: skip
-
-
-class DataError(TunedeskError):
-    """Bad input data; the message names file, line and field."""
 
 
 class Turn(BaseModel):
@@ -68,7 +64,7 @@ def read_conversations(
     table = {**DEFAULT_SPEAKERS, **{k.lower(): v for k, v in (speakers or {}).items()}}
     for name, role in table.items():
         if role not in ROLES:
-            raise DataError(f"speaker map: '{name}' maps to unknown role '{role}'; use one of {', '.join(ROLES)}")
+            raise DataError(f"speaker map: {name!r} maps to unknown role {role!r}; use one of {', '.join(ROLES)}")
     text = _decode(path)
     chosen = fmt or guess_format(path, text)
     readers = {
@@ -78,7 +74,7 @@ def read_conversations(
         "instructions": _read_instructions,
     }
     if chosen not in readers:
-        raise DataError(f"{path}: unknown format '{chosen}'; use one of {', '.join(readers)}")
+        raise DataError(f"{path}: unknown format {chosen!r}; use one of {', '.join(readers)}")
     yield from readers[chosen](path, text, table)
 
 
@@ -110,20 +106,17 @@ def _role(path: Path, line: int, field: str, speaker: str, table: Mapping[str, s
     role = table.get(speaker.strip().lower())
     if role is None:
         raise DataError(
-            f"{path}:{line}: {field}: unknown speaker '{speaker}'; "
-            f"map it with --speaker '{speaker}=user' (or assistant)"
+            f"{path}:{line}: {field}: unknown speaker {speaker!r}; "
+            f"map it with --speaker {printable(speaker + '=user')!r} (or assistant)"
         )
     return role
 
 
 def _read_jsonl(path: Path, text: str, table: Mapping[str, str]) -> Iterator[Conversation]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in jsonl_lines(text):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{number}: invalid JSON: {exc.msg} at column {exc.colno}") from None
+        record = parse_json(line, f"{path}:{number}", DataError)
         if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
             raise DataError(f"{path}:{number}: messages: expected an object with a 'messages' list")
         turns = []
@@ -131,24 +124,58 @@ def _read_jsonl(path: Path, text: str, table: Mapping[str, str]) -> Iterator[Con
             field = f"messages[{index}]"
             if not isinstance(message, dict) or not isinstance(message.get("content"), str):
                 raise DataError(f"{path}:{number}: {field}.content: missing or not text")
-            role = _role(path, number, f"{field}.role", str(message.get("role", "")), table)
+            if not isinstance(message.get("role", ""), str):
+                raise DataError(f"{path}:{number}: {field}.role: expected text, got {message['role']!r}")
+            role = _role(path, number, f"{field}.role", message.get("role", ""), table)
             turns.append(Turn(role=role, content=message["content"]))
         yield Conversation(
-            id=str(record.get("id", f"{path.stem}-{number}")),
+            id=_scalar_id(path, number, record.get("id", f"{path.stem}-{number}")),
             turns=turns,
-            intent=record.get("intent"),
-            resolved=record.get("resolved"),
+            intent=_optional(path, number, record, "intent", str, "text"),
+            resolved=_optional(path, number, record, "resolved", bool, "true or false"),
             source=f"{path}:{number}",
         )
 
 
+def _scalar_id(path: Path, number: int, value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int) or not str(value).strip():
+        raise DataError(f"{path}:{number}: id: expected text or a number, got {value!r}")
+    return str(value)
+
+
+def _optional(path: Path, number: int, record: dict, name: str, kind: type, expected: str) -> Any:
+    """``record[name]`` when it is a ``kind`` or null/absent; the error names the field otherwise."""
+    value = record.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise DataError(f"{path}:{number}: {name}: expected {expected}, got {value!r}")
+    return value
+
+
 def _rows(path: Path, text: str, required: set[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    reader = csv.DictReader(io.StringIO(text))
-    columns = {c.strip() for c in reader.fieldnames or []}
+    # newline="": quoted fields may hold line breaks, and a file with CR-only line ends still reads.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        columns = {c.strip() for c in reader.fieldnames or []}
+    except csv.Error as exc:
+        raise DataError(f"{path}:1: header: unreadable CSV: {exc}") from None
     if not required <= columns:
         raise DataError(f"{path}:1: header: missing column(s) {', '.join(sorted(required - columns))}")
-    for row in reader:
-        yield reader.line_num, {k.strip(): (v or "") for k, v in row.items() if k}
+    line = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"{path}:{line}: record: unreadable CSV: {exc}") from None
+        if None in row:  # DictReader's key for the values beyond the header's columns
+            raise DataError(f"{path}:{line}: record: {len(columns) + len(row[None])} values for {len(columns)} columns")
+        values = {k.strip(): v for k, v in row.items() if k}
+        short = sorted(column for column in required if values.get(column) is None)
+        if short:  # DictReader fills the columns a short row lacks with None
+            raise DataError(f"{path}:{line}: {short[0]}: missing; the row has fewer values than the header")
+        yield line, {k: (v or "") for k, v in values.items()}
+        line = reader.line_num + 1
 
 
 def _parse_bool(path: Path, line: int, value: str) -> bool | None:
@@ -159,7 +186,7 @@ def _parse_bool(path: Path, line: int, value: str) -> bool | None:
         return True
     if value in ("0", "false", "no", "n"):
         return False
-    raise DataError(f"{path}:{line}: resolved: expected true/false, got '{value}'")
+    raise DataError(f"{path}:{line}: resolved: expected true/false, got {value!r}")
 
 
 def _read_csv_turns(path: Path, text: str, table: Mapping[str, str]) -> Iterator[Conversation]:
@@ -171,7 +198,7 @@ def _read_csv_turns(path: Path, text: str, table: Mapping[str, str]) -> Iterator
         try:
             index = int(row["turn"])
         except ValueError:
-            raise DataError(f"{path}:{line}: turn: expected a number, got '{row['turn']}'") from None
+            raise DataError(f"{path}:{line}: turn: expected a number, got {row['turn']!r}") from None
         if key not in conversations:
             conversations[key] = (Conversation(id=key, source=f"{path}:{line}"), [])
         conversation, turns = conversations[key]

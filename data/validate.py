@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from data.schema import EXAMPLE_KEYS, MESSAGE_KEYS, ROLES
-from tunedesk.errors import ConfigError
+from tunedesk.errors import ConfigError, DataError, printable
+from tunedesk.files import parse_json
 
 MAX_LINE_BYTES = 8 * 1024 * 1024  # far above any example a token limit allows
 AZURE_MAX_FILE_BYTES = 512 * 1024 * 1024
@@ -132,13 +133,13 @@ def parse_target(spec: str, home: Path) -> Target:
     if kind == "azure":
         if model not in AZURE_TOKEN_LIMITS:
             known = ", ".join(AZURE_TOKEN_LIMITS)
-            raise ConfigError(f"unknown Azure fine-tuning model '{model}' in --target; known: {known}")
+            raise ConfigError(f"unknown Azure fine-tuning model {model!r} in --target; known: {known}")
         return Target(
             "azure", model, AZURE_TOKEN_LIMITS[model], approximate_tokens, approximate_text_tokens, approximate=True
         )
     if kind == "local" and model:
         return _local_target(model, home)
-    raise ConfigError(f"--target must look like azure:gpt-4o-mini-2024-07-18 or local:smollm2-135m, not '{spec}'")
+    raise ConfigError(f"--target must look like azure:gpt-4o-mini-2024-07-18 or local:smollm2-135m, not {spec!r}")
 
 
 def approximate_text_tokens(text: str) -> int:
@@ -254,9 +255,9 @@ def _parse(number: int, raw: bytes, report: Report) -> dict[str, Any] | None:
         report.problems.append(Problem(number, "", "blank_line", "blank line; every line must hold one example"))
         return None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        report.problems.append(Problem(number, "", "invalid_json", f"invalid JSON: {exc.msg} at column {exc.colno}"))
+        value = parse_json(text, "", DataError)
+    except DataError as exc:  # broken, nested too deeply, a lone surrogate escape...
+        report.problems.append(Problem(number, "", "invalid_json", str(exc).removeprefix(": ")))
         return None
     if not isinstance(value, dict):
         report.problems.append(Problem(number, "", "data_type", f"expected a JSON object, got {type(value).__name__}"))
@@ -269,7 +270,7 @@ def _check_example(number: int, example: dict[str, Any], report: Report) -> bool
     add = report.problems.append
     for key in example:
         if key not in EXAMPLE_KEYS:
-            add(Problem(number, key, "unrecognized_key", f"unrecognised key '{key}'"))
+            add(Problem(number, printable(key), "unrecognized_key", f"unrecognised key {key!r}"))
     messages = example.get("messages")
     if not isinstance(messages, list) or not messages:
         add(Problem(number, "messages", "missing_messages_list", "a non-empty 'messages' list is required"))
@@ -289,7 +290,11 @@ def _check_example(number: int, example: dict[str, Any], report: Report) -> bool
                 countable = False
         for key in message:
             if key not in MESSAGE_KEYS:
-                add(Problem(number, f"{where}.{key}", "message_unrecognized_key", f"unrecognised key '{key}'"))
+                add(
+                    Problem(
+                        number, f"{where}.{printable(key)}", "message_unrecognized_key", f"unrecognised key {key!r}"
+                    )
+                )
         role = message.get("role")
         if "role" in message and role not in ROLES:
             add(

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from data.pii import Redactor
 from tunedesk.errors import ConfigError
+from tunedesk.files import load_yaml
 
 ERROR_KINDS = (
     "empty",
@@ -76,10 +76,7 @@ class CaseRules(BaseModel):
 
 def load_cases(path: Path) -> dict[str, CaseRules]:
     """Rules by intent from a YAML mapping; errors name the file and the intent."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the task-completion rules: {exc}") from None
+    raw = load_yaml(path) or {}  # not UTF-8, broken, nested too deeply...: ConfigError naming file:line
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of intent -> rules")
     rules = {}

@@ -174,7 +174,9 @@ def load_examples(path: Path, turns: str = "first", limit: int | None = None) ->
             before = len(examples)
             try:
                 messages = json.loads(line)["messages"]
-            except (ValueError, KeyError, TypeError):
+                if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+                    raise TypeError("messages")
+            except (ValueError, KeyError, TypeError, RecursionError):
                 raise ConfigError(f"{path}:{number}: messages: not a chat example") from None
             meta = metas[number - 1] if number - 1 < len(metas) else {}
             base_id = str(meta.get("id") or f"{path.stem}-{number}")

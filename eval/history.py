@@ -12,17 +12,18 @@ Decisions:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Column, DateTime, Float, ForeignKey, MetaData, String, Table, insert, select
 from sqlalchemy.engine import Engine
 
 from eval.metrics import direction_of
-from tunedesk.errors import ConfigError
+from tunedesk.errors import ConfigError, validation_problems
+from tunedesk.files import jsonl_lines, parse_json, read_text
 
 LOWER_IS_BETTER = ("error_rate",)
 
@@ -118,11 +119,42 @@ class History:
         raise ConfigError(f"no run {ref!r} in the history (tunedesk eval history lists them)")
 
 
+class PromptTurn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str
+
+
+class ExampleRow(BaseModel):
+    """The fields of an ``examples.jsonl`` row that compare, the human report and the review queue read."""
+
+    model_config = ConfigDict(extra="allow")
+    backend: str
+    id: str
+    prompt: str | list[PromptTurn]
+    answer: str
+    scores: dict[str, float | None] = Field(default_factory=dict)
+    task_completion: float | None = None
+    errors: Any = None
+
+
 def read_examples(directory: Path) -> list[dict[str, Any]]:
+    """The rows of a run's ``examples.jsonl``; a row that is not one names ``file:line: field``."""
     path = directory / "examples.jsonl"
     if not path.is_file():
         raise ConfigError(f"{path}: missing; is {directory} an eval run directory?")
-    return [json.loads(line) for line in path.open(encoding="utf-8")]
+    rows = []
+    for number, line in jsonl_lines(read_text(path)):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        raw = parse_json(line, where)
+        try:
+            rows.append(ExampleRow.model_validate(raw).model_dump())
+        except ValidationError as exc:
+            field, message = validation_problems(exc)[0]
+            raise ConfigError(f"{where}: {field or 'row'}: {message}") from None
+    return rows
 
 
 def paired_bootstrap(deltas: list[float], resamples: int = 10_000, seed: int = 0) -> float:
@@ -165,7 +197,8 @@ def example_values(rows: list[dict[str, Any]], backend: str) -> dict[str, dict[s
         if row["backend"] != backend:
             continue
         for metric, value in row["scores"].items():
-            values.setdefault(metric, {})[row["id"]] = value
+            if value is not None:  # a metric that could not score this example
+                values.setdefault(metric, {})[row["id"]] = value
         if row.get("task_completion") is not None:
             values.setdefault("task_completion", {})[row["id"]] = float(row["task_completion"])
         values.setdefault("error_rate", {})[row["id"]] = float(bool(row["errors"]))

@@ -29,7 +29,6 @@ Decisions:
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
@@ -40,6 +39,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from chatbot.review import run_models
 from chatbot.store import SCORES, RatingFilter, answers_table, outcomes, ratings
 from tunedesk.errors import ConfigError
 
@@ -321,18 +321,6 @@ def match_run(
     return judgements, dict(counts)
 
 
-def run_models(directory: Path) -> dict[str, str | None]:
-    """Backend name -> model, from a run's ``results.json``."""
-    path = directory / "results.json"
-    if not path.is_file():
-        return {}
-    models: dict[str, str | None] = {}
-    for name, summary in json.loads(path.read_text(encoding="utf-8")).get("backends", {}).items():
-        described = summary.get("description")
-        models[name] = described.get("model") if isinstance(described, dict) else None
-    return models
-
-
 # ---- live outcomes ------------------------------------------------------------------------------------------
 def iso_week(moment: datetime) -> str:
     year, week, _ = _utc(moment).isocalendar()
@@ -406,7 +394,7 @@ def human_report(engine: Engine, since: datetime | None = None, run: Path | None
         if not run.is_dir():
             raise ConfigError(f"{run}: not a directory; pass the directory of a `tunedesk eval run`")
         rows = read_examples(run)
-        judgements, matched = match_run(rated, rows, eval_origins(engine, run.name), run_models(run))
+        judgements, matched = match_run(rated, rows, eval_origins(engine, run.name), run_models(run / "results.json"))
         correlated = correlations(rows, judgements)
     return HumanReport(
         since=since.isoformat() if since else None,

@@ -78,6 +78,8 @@ def load_rubric(path: Path | None = None) -> Rubric:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"judge.rubric: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"judge.rubric: {path} is not UTF-8 (byte {exc.start}); re-save it as UTF-8") from None
     text = NOTE.sub("", raw).strip()
     if not text:
         raise ConfigError(f"judge.rubric: {path} has no instructions outside its <!-- --> notes")

@@ -22,11 +22,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from eval.tasks import TaskSuite
-from tunedesk.errors import ConfigError
+from tunedesk.errors import ConfigError, validation_problems
+from tunedesk.files import load_yaml
 
 SAMPLING_FIELDS = frozenset({"max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed"})
 
@@ -116,12 +116,7 @@ def load_suite(path: Path) -> Suite | TaskSuite:
     """Read and check a suite file; errors name the file and the field.
 
     A mapping with a ``task`` key is a sibling-task suite (``eval.tasks``), any other a support-chat suite."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the suite: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a suite is a YAML mapping (name, dataset, backends, ...)")
     if "task" in raw:
@@ -141,7 +136,7 @@ def load_suite(path: Path) -> Suite | TaskSuite:
 
 
 def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'suite'}: {e['msg']}" for e in exc.errors())
+    return "; ".join(f"{field or 'suite'}: {message}" for field, message in validation_problems(exc))
 
 
 def load_task_suite(path: Path, raw: dict[str, Any]) -> TaskSuite:

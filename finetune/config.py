@@ -17,16 +17,14 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tunedesk.errors import ConfigError, validation_problems
+from tunedesk.files import load_yaml
 
 
 def read_mapping(path: Path) -> dict[str, Any]:
     """The YAML mapping in ``path``; a ``ConfigError`` naming the file otherwise."""
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    raw = load_yaml(path) or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
     return raw

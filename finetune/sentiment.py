@@ -43,7 +43,7 @@ from finetune.config import RecipeConfig
 from tunedesk import __version__
 from tunedesk.console import err, friendly_errors
 from tunedesk.errors import ConfigError
-from tunedesk.files import atomic_writer, replacing_directory, write_text_atomically
+from tunedesk.files import atomic_writer, replacing_directory, spreadsheet_safe, write_text_atomically
 from tunedesk.models import MANIFEST, sha256_file
 from tunedesk.tasks.sentiment import (
     LABELS,
@@ -60,7 +60,6 @@ from tunedesk.tasks.sentiment import (
 
 MINILM_NAMES = ("all-minilm-l6-v2", "minilm")
 SPLITS = ("train", "validation", "test")
-CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class SentimentConfig(RecipeConfig):
@@ -108,7 +107,7 @@ def prepare(source: Path, out_dir: Path, validation: float = 0.1, test: float = 
 
     posts = list(read_posts(source))
     labels = [post.label for post in posts]
-    if min(labels.count(label) for label in set(labels)) < 3:
+    if not labels or min(labels.count(label) for label in set(labels)) < 3:
         raise DataError(f"{source}: every label needs at least 3 posts to be split three ways")
     try:
         rest, test_posts = train_test_split(posts, test_size=test, stratify=labels, random_state=seed)
@@ -455,8 +454,8 @@ def read_texts(path: Path) -> list[tuple[str, str]]:
 
 
 def csv_safe(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula: a leading = + - @ (or tab, CR) gets an apostrophe."""
-    return "'" + value if value.startswith(CSV_FORMULA_STARTS) else value
+    """A cell a spreadsheet will not run as a formula (``tunedesk.files.spreadsheet_safe``)."""
+    return spreadsheet_safe(value)  # the one rule, shared with the ratings export
 
 
 def write_predictions(

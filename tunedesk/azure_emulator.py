@@ -101,10 +101,14 @@ RESULTS_CSV_COLUMNS = (
     "full_valid_loss",
     "full_valid_mean_token_accuracy",
 )
+CONTENT_SAFETY_API_VERSIONS = ("2023-10-01", "2024-09-01")
+CONTENT_SAFETY_CATEGORIES = {"hate": "Hate", "self_harm": "SelfHarm", "sexual": "Sexual", "violence": "Violence"}
+CONTENT_SAFETY_MARKER = re.compile(r"EMULATOR_(HATE|SELF_HARM|SEXUAL|VIOLENCE)(?:_([0-7]))?")
+"""``EMULATOR_VIOLENCE`` in a text scores Violence 6 on Content Safety; ``EMULATOR_HATE_2`` scores Hate 2."""
 DEFAULT_PROMPT_FILTER_WORD = "EMULATOR_BLOCK_PROMPT"
 DEFAULT_OUTPUT_FILTER_WORD = "EMULATOR_BLOCK_OUTPUT"
 TERMINAL_JOB_STATUSES = ("succeeded", "failed", "cancelled")
-FaultKind = Literal["rate_limit", "server_error", "slow_stream", "drop_stream"]
+FaultKind = Literal["rate_limit", "server_error", "slow_stream", "drop_stream", "stall_stream"]
 Responder = Callable[[list[dict[str, Any]], str], str]
 """``(messages, deployment_name) -> answer``: how the emulated model replies."""
 
@@ -167,8 +171,9 @@ class Fault:
     times: int = 1
     path: str = ""  # "" matches every request to either plane; e.g. "/chat/completions"
     retry_after_s: float | None = None  # sent as retry-after (whole seconds) and retry-after-ms
-    delay_s: float = 0.05  # slow_stream: wall-clock pause before each chunk
-    after_chunks: int = 2  # drop_stream: SSE events sent before the connection is closed
+    delay_s: float = 0.05  # slow_stream: wall-clock pause before each chunk; stall_stream: the one pause
+    after_chunks: int = 2  # drop_stream: SSE events sent before the connection is closed; stall_stream: before
+    # the pause (the stream then goes on: a client whose read timeout is shorter gives up mid-answer)
     status: int = 500  # server_error: the 5xx status
 
 
@@ -607,6 +612,7 @@ class AzureOpenAIEmulator:
         routes += [
             Route("/openai/deployments/{deployment}/chat/completions", dp(self._chat, True), methods=["POST"]),
             Route("/openai/v1/chat/completions", dp(self._chat, False), methods=["POST"]),
+            Route("/contentsafety/text:analyze", self._content_safety, methods=["POST"]),
         ]
         arm = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{account}"
         mp = self._management_plane
@@ -904,9 +910,71 @@ class AzureOpenAIEmulator:
         headers = {"x-ratelimit-remaining-requests": "999", "x-ratelimit-remaining-tokens": "99000"}
         if body.get("stream"):
             path = request.url.path
-            fault = self.faults.take(path, ("slow_stream", "drop_stream"))
+            fault = self.faults.take(path, ("slow_stream", "drop_stream", "stall_stream"))
             return _SSEResponse(completion.chunks(body), fault, headers)
         return JSONResponse(completion.to_json(), headers=headers)
+
+    # ---- Azure AI Content Safety ---------------------------------------------------------------------
+    async def _content_safety(self, request: Request) -> Response:
+        """``POST /contentsafety/text:analyze``: severities per harm category, as Content Safety answers them.
+
+        The key comes in ``Ocp-Apim-Subscription-Key`` (or an Entra bearer token). A category scores the
+        severity its marker names (``CONTENT_SAFETY_MARKER``), or 6 when a prompt filter word of that
+        category (``faults.filter_prompts_containing``) is in the text; 0 otherwise. ``rate_limit`` and
+        ``server_error`` faults apply as on the other routes; a ``slow_stream`` fault delays the answer by
+        its ``delay_s`` (wall clock), which is how a test makes the service time out.
+        Shapes: https://learn.microsoft.com/rest/api/contentsafety/text-operations/analyze-text"""
+        try:
+            version = request.query_params.get("api-version")
+            if version not in CONTENT_SAFETY_API_VERSIONS:
+                raise ApiError(
+                    404 if version is None else 400,
+                    "InvalidRequestBody" if version else "404",
+                    "Resource not found" if version is None else f"The api-version '{version}' is not supported.",
+                )
+            key, bearer = request.headers.get("ocp-apim-subscription-key"), _bearer(request)
+            if key != self.config.api_key and (bearer is None or bearer not in self.config.bearer_tokens):
+                raise ApiError(
+                    401,
+                    "401",
+                    "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
+                    "valid key for an active subscription and use a correct regional API endpoint for your resource.",
+                )
+            self._raise_injected_fault(request)
+            body = await _json_body(request)
+            text = body.get("text")
+            if not isinstance(text, str) or not text:
+                raise ApiError(400, "InvalidRequestBody", "The text field is required.", target="text")
+            if len(text) > 10000:
+                raise ApiError(
+                    400, "InvalidRequestBody", "The text exceeds the limit of 10000 characters.", target="text"
+                )
+            delay = self.faults.take(request.url.path, ("slow_stream",))
+            if delay is not None:
+                await asyncio.sleep(delay.delay_s)
+            return JSONResponse(self._content_safety_scores(text, body))
+        except ApiError as error:
+            return error.response()
+
+    def _content_safety_scores(self, text: str, body: dict[str, Any]) -> dict[str, Any]:
+        asked = body.get("categories") or list(CONTENT_SAFETY_CATEGORIES.values())
+        eight_levels = body.get("outputType") == "EightSeverityLevels"
+        severity = dict.fromkeys(CONTENT_SAFETY_CATEGORIES.values(), 0)
+        for category, level in CONTENT_SAFETY_MARKER.findall(text):
+            name = CONTENT_SAFETY_CATEGORIES[category.lower()]
+            severity[name] = max(severity[name], int(level or 6))
+        hit = self.faults.hit(text, "prompt")
+        if hit:
+            name = CONTENT_SAFETY_CATEGORIES[hit[1]]
+            severity[name] = max(severity[name], 6)
+        return {
+            "blocklistsMatch": [],
+            "categoriesAnalysis": [
+                {"category": name, "severity": level if eight_levels else level // 2 * 2}
+                for name, level in severity.items()
+                if name in asked
+            ],
+        }
 
     # ---- management plane ---------------------------------------------------------------------------
     def _management_plane(self, handler: Callable[[Request], Awaitable[Response]]) -> Callable:
@@ -1116,7 +1184,8 @@ class _SSEResponse(Response):
             for sent, event in enumerate(self.events):
                 if self.fault and self.fault.kind == "drop_stream" and sent >= self.fault.after_chunks:
                     raise _StreamDropped(f"connection dropped after {sent} events (injected fault)")
-                if self.fault and self.fault.kind == "slow_stream":
+                stalls = self.fault and self.fault.kind == "stall_stream" and sent == self.fault.after_chunks
+                if self.fault and (self.fault.kind == "slow_stream" or stalls):
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(disconnected.wait(), self.fault.delay_s)
                 if disconnected.is_set():

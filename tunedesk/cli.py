@@ -198,18 +198,19 @@ def chat(
     model: ModelOpt = None,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes, each with its own model (TUNEDESK_WORKERS).")] = None,
 ) -> None:
     """Start the chat UI (Chainlit inside tunedesk's FastAPI service) on the configured backend.
 
     The model is prepared first and the database migrated; on the very first start an ``admin`` user is
     created and its password written to $TUNEDESK_HOME/initial-admin-password.
 
-    Example: tunedesk chat --backend onnx --port 8000"""
+    Example: tunedesk chat --backend onnx --port 8000 --workers 2"""
     import uvicorn
 
     from chatbot.backends import backend_class
 
-    settings = load_settings(backend=backend, model=model, host=host, port=port)
+    settings = load_settings(backend=backend, model=model, host=host, port=port, workers=workers)
     with err.status(f"preparing {settings.model} for the {settings.backend} backend") as status:
         backend_class(settings.backend).prepare(settings, lambda m: status.update(m))
     if settings.grounding:  # a wrong TUNEDESK_POLICY is a one-line error now, not a failed start later
@@ -222,9 +223,21 @@ def chat(
         TUNEDESK_MODEL=settings.model,
         TUNEDESK_HOME=str(settings.home),
     )
+    if settings.workers > 1 and not settings.onnx_threads:  # the processes share the cores, not each one all
+        os.environ["TUNEDESK_ONNX_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
+    if settings.workers > 1:  # migrate and create the first admin once, not in every process at the same time
+        from tunedesk import users
+        from tunedesk.db import engine
+
+        engine(settings)
+        if created := users.ensure_first_admin(settings):
+            err.print(f"no users yet: created 'admin'; its password is in {created}")
     shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0") else settings.host
-    err.print(f"chat UI on http://{shown_host}:{settings.port}")
-    uvicorn.run("chatbot.server:app", host=settings.host, port=settings.port, log_level="info")
+    processes = f", {settings.workers} processes" if settings.workers > 1 else ""
+    err.print(f"chat UI on http://{shown_host}:{settings.port}{processes}")
+    uvicorn.run(
+        "chatbot.server:app", host=settings.host, port=settings.port, log_level="info", workers=settings.workers
+    )
 
 
 def _records_engine():  # type: ignore[no-untyped-def]

@@ -11,6 +11,10 @@ class ConfigError(TunedeskError):
     """A setting, flag or config file is wrong."""
 
 
+class DataError(TunedeskError):
+    """Bad input data; the message names file, line and field."""
+
+
 class ModelNotFoundError(TunedeskError):
     """A model reference resolves to nothing usable."""
 
@@ -45,4 +49,10 @@ class ContentFilteredError(GenerationError):
 
 def validation_problems(exc: Any) -> list[tuple[str, str]]:
     """``(field, message)`` for each error of a pydantic ``ValidationError`` (field "" for the whole model)."""
-    return [(".".join(str(part) for part in error["loc"]), error["msg"]) for error in exc.errors()]
+    return [(printable(".".join(str(part) for part in error["loc"])), error["msg"]) for error in exc.errors()]
+
+
+def printable(text: str) -> str:
+    """``text`` as is, or quoted with escapes when it holds a line break or control character: a name taken
+    from the input (a YAML key, a CSV cell) must not break the one-line error it is quoted in."""
+    return text if text.isprintable() else repr(text)

@@ -21,10 +21,12 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     YamlConfigSettingsSource,
 )
 
 from tunedesk.errors import ConfigError, validation_problems
+from tunedesk.files import load_yaml
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a friendly and precise customer-support assistant for an online store. "
@@ -87,8 +89,27 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address the chat UI listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the chat UI listens on.")
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Processes of the chat service, each with its own copy of the model. ORT GenAI holds "
+        "Python's GIL while it computes a token, so several cores serve several answers only as processes.",
+    )
+    onnx_threads: int = Field(
+        0, ge=0, description="ONNX Runtime threads per model of the onnx backend; 0: ONNX Runtime's default."
+    )
+    max_concurrent_answers: int = Field(
+        4, ge=1, description="Answers one chat process generates at once per backend; later ones wait in line."
+    )
+    max_waiting: int = Field(
+        64, ge=0, description="Answers that may wait in line per backend and process before new ones are refused."
+    )
+    max_message_chars: int = Field(4000, ge=1, description="Longest chat message accepted, in characters.")
     database_url: str | None = Field(
-        None, description="SQLAlchemy URL of tunedesk's records (jobs...); default: SQLite file in the home."
+        None,
+        description="SQLAlchemy URL of tunedesk's records (jobs...); default: SQLite file in the home.",
+        repr=False,  # it may carry a password
     )
     users_file: Path | None = Field(
         None, description="YAML file of chat UI users (tunedesk users add); default: users.yaml in the home."
@@ -96,6 +117,12 @@ class Settings(BaseSettings):
     users: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description='Extra read-only users as JSON {"name": {"role": "agent", "password": "<argon2 hash>"}}.',
+        repr=False,  # password hashes
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Other sites (https://portal.example.com) whose pages may call the chat service with a "
+        "signed-in agent's session; comma-separated. Default: the chat's own origin only.",
     )
     # Azure OpenAI. Unset fields fall back to the openai SDK's own variables (named in each description).
     azure_endpoint: str | None = Field(
@@ -121,17 +148,54 @@ class Settings(BaseSettings):
     )
     azure_max_retries: int = Field(4, ge=0, le=20, description="Retries of a 429/5xx/dropped connection.")
     azure_timeout_s: float = Field(60.0, gt=0, description="Seconds before one Azure request times out.")
+    # Guardrails (chatbot/guardrails.py): checks on what the customer writes and what the bot answers.
+    guardrails: bool = Field(
+        True, description="Check messages and answers (prompt injection, abuse, other customers' data, leaks)."
+    )
+    guardrails_escalate: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["self_harm"],
+        description="Guardrail categories handed over to a human instead of refused; comma-separated.",
+    )
+    content_safety_endpoint: str | None = Field(
+        None,
+        description="Azure AI Content Safety, https://<resource>.cognitiveservices.azure.com; else "
+        "CONTENT_SAFETY_ENDPOINT. Unset: the local check.",
+    )
+    content_safety_key: SecretStr | None = Field(
+        None, description="Content Safety key; else CONTENT_SAFETY_KEY; none: Entra ID. Never logged."
+    )
+    content_safety_threshold: int = Field(
+        4, ge=1, le=7, description="Least Content Safety severity (0-7: 2 low, 4 medium, 6 high) that counts as a hit."
+    )
+    content_safety_timeout_s: float = Field(
+        3.0, gt=0, le=60, description="Seconds the guardrails wait for Content Safety before the local check."
+    )
+    content_safety_max_retries: int = Field(2, ge=0, le=10, description="Retries of a Content Safety 429/5xx.")
 
     @field_validator("home", "users_file", "policy", mode="before")
     @classmethod
     def _expand_home(cls, value: Any) -> Any:
         return Path(value).expanduser() if isinstance(value, str | Path) else value
 
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):  # TUNEDESK_ALLOWED_ORIGINS=https://a.example.com,https://b.example.com
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return [_origin(part) for part in value] if isinstance(value, list) else value
+
     @field_validator("adapters", mode="before")
     @classmethod
     def _split_adapters(cls, value: Any) -> Any:
         if isinstance(value, str):  # TUNEDESK_ADAPTERS=runs/a,runs/b
             return [Path(part.strip()).expanduser() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("guardrails_escalate", mode="before")
+    @classmethod
+    def _split_escalate(cls, value: Any) -> Any:
+        if isinstance(value, str):  # TUNEDESK_GUARDRAILS_ESCALATE=self_harm,violence
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @classmethod
@@ -150,15 +214,35 @@ class Settings(BaseSettings):
         return tuple(sources)
 
 
+def _origin(value: Any) -> Any:
+    """``scheme://host[:port]`` as browsers send it in ``Origin``; anything else (a path, ``*``) is refused."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str):
+        return value
+    parts = urlsplit(value.strip().rstrip("/"))
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query or "*" in value:
+        raise ValueError(f"{value!r} is not an origin like https://portal.example.com (no path, no wildcard)")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings with ``overrides`` (CLI flags; ``None`` means "not given") on top of env and YAML."""
     given = {key: value for key, value in overrides.items() if value is not None}
     config_file = os.environ.get("TUNEDESK_CONFIG")
     if config_file and not Path(config_file).is_file():
         raise ConfigError(f"TUNEDESK_CONFIG points to {config_file}, which is not a file")
+    if config_file:  # read once here so that a broken file is an error naming file:line, not a traceback
+        document = load_yaml(Path(config_file))
+        if document is not None and not isinstance(document, dict):
+            raise ConfigError(f"{config_file}: expected a mapping of settings, got {type(document).__name__}")
     try:
         return Settings(**given)
     except ValidationError as exc:
         problems = "; ".join(f"{field or 'settings'}: {message}" for field, message in validation_problems(exc))
         where = f" (from {config_file} or TUNEDESK_* variables)" if config_file else " (from TUNEDESK_* variables)"
         raise ConfigError(f"invalid settings{where}: {problems}") from None
+    except SettingsError as exc:  # a TUNEDESK_* variable that should hold JSON and does not
+        raise ConfigError(f"invalid settings: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f".env: not UTF-8 (byte 0x{exc.object[exc.start]:02x}); re-save the file as UTF-8") from None

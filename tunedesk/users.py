@@ -30,7 +30,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tunedesk.errors import ConfigError, validation_problems
-from tunedesk.files import write_text_atomically
+from tunedesk.files import load_yaml, write_text_atomically
 from tunedesk.settings import Settings
 
 Role = Literal["agent", "admin"]
@@ -70,12 +70,7 @@ def load(path: Path) -> dict[str, User]:
     """The users in ``path`` (none when it does not exist)."""
     if not path.is_file():
         return {}
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        where = f"{path}:{line + 1}" if line is not None else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    raw = load_yaml(path) or {}
     if not isinstance(raw, dict) or not isinstance(raw.get("users", {}), dict):
         raise ConfigError(f"{path}: expected a mapping 'users: {{name: {{role, password}}}}'")
     return _validated(raw.get("users") or {}, str(path))

@@ -5,8 +5,10 @@ Decisions:
   ``TUNEDESK_AZURE_DEPLOYMENT``. One async client per event loop, reused across requests.
 - 429 and 5xx are retried by the SDK (``retry-after``/``retry-after-ms`` honoured up to 60 s, exponential
   backoff otherwise, ``TUNEDESK_AZURE_MAX_RETRIES`` times); what remains is one clear ``AzureError``.
-  A stream that drops before any text arrived is retried from the start the same number of times; one
-  that drops mid-answer is an error, since the words already shown cannot be taken back.
+  A stream that drops or stalls (no event for ``TUNEDESK_AZURE_TIMEOUT_S``) before any text arrived is
+  retried from the start the same number of times; one that drops or stalls mid-answer is an error that
+  says which, since the words already shown cannot be taken back. A slow but steady stream is no error:
+  the customer watches it arrive.
 - Content filters: a filtered prompt (400, code ``content_filter``) and a filtered answer
   (``finish_reason == "content_filter"``) raise ``ContentFilteredError``, whose message is the polite
   refusal the chat shows; the categories (hate, violence, ...) go to the log, never the text.
@@ -162,6 +164,11 @@ class AzureBackend:
             except openai.APIStatusError as exc:
                 raise explain(exc, self.conn, what=f"Azure OpenAI deployment '{self.deployment}'") from None
             except openai.APIConnectionError as exc:
+                if produced and isinstance(exc, openai.APITimeoutError):
+                    raise GenerationError(
+                        f"Azure OpenAI stopped sending the answer for more than {self.conn.timeout_s:g} s; "
+                        "please ask again"
+                    ) from None
                 if produced:
                     raise GenerationError(
                         "the connection to Azure OpenAI dropped in the middle of the answer; please ask again"

@@ -147,6 +147,7 @@ class OnnxBackend(ThreadedBackend):
         home: Path | None = None,
         prefix_cache_size: int = 4,
         adapters: Sequence[Path | str] = (),
+        onnx_threads: int = 0,
     ) -> None:
         import onnxruntime_genai as og
 
@@ -162,7 +163,12 @@ class OnnxBackend(ThreadedBackend):
             self.adapters[adapter.name] = adapter
         self.path = onnx_model_for(model, home or load_settings().home, precision, list(self.adapters.values()))
         self.precision = precision
-        self._model = og.Model(str(self.path))
+        config = og.Config(str(self.path))
+        if onnx_threads:  # one per process when several processes share the cores (TUNEDESK_WORKERS)
+            threads = {"intra_op_num_threads": onnx_threads, "inter_op_num_threads": 1}
+            config.overlay(json.dumps({"model": {"decoder": {"session_options": threads}}}))
+        self.threads = onnx_threads
+        self._model = og.Model(config)
         self._adapters = self._load_adapters() if self.adapters else None
         self._tokenizer = og.Tokenizer(self._model)
         config = json.loads((self.path / "genai_config.json").read_text())

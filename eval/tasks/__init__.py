@@ -31,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from eval.metrics import Score
 
-TASKS = ("sentiment", "summarization", "captioning")
-TaskName = Literal["sentiment", "summarization", "captioning"]
+TASKS = ("sentiment", "summarization", "captioning", "redteam", "fairness")
+TaskName = Literal["sentiment", "summarization", "captioning", "redteam", "fairness"]
 Progress = Callable[[str, int], Callable[[int], None]]  # progress(label, total) -> advance(n)
 
 
