@@ -106,6 +106,7 @@ def says_goodbye(message: str) -> bool:
 
 # ---- categories and what the customer is told ---------------------------------------------------------
 Action = Literal["allow", "refuse", "escalate"]
+Reason = Literal["user_request", "bot_unsure", "guardrail"]  # an escalation's reason, as chatbot.store records it
 HARM = ("hate", "sexual", "violence", "self_harm")  # Azure AI Content Safety's text categories
 CATEGORIES = (
     *HARM,
@@ -173,7 +174,7 @@ class Verdict:
         return self.action == "allow"
 
     @property
-    def reason(self) -> str:
+    def reason(self) -> Reason:
         """The escalation reason to record: ``user_request``, ``bot_unsure`` or ``guardrail``."""
         if "human_requested" in self.categories:
             return "user_request"
