@@ -130,7 +130,10 @@ def rate(page, naturalness: int, correctness: int, helpfulness: int, index: int 
 
 @pytest.fixture(scope="module")
 def echo_ui(shared_home: Path) -> Iterator[UI]:
-    ui = start_ui(shared_home, TUNEDESK_BACKEND="echo", TUNEDESK_CONTEXT_WINDOW="1500")
+    # messages up to 20,000 characters: the context-overflow test sends a longer one than the 4,000 default
+    ui = start_ui(
+        shared_home, TUNEDESK_BACKEND="echo", TUNEDESK_CONTEXT_WINDOW="1500", TUNEDESK_MAX_MESSAGE_CHARS="20000"
+    )
     yield ui
     ui.stop()
 
