@@ -30,8 +30,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eval.metrics import Score
 from eval.tasks import ModelResult, Progress, TaskExample, TaskRun, TaskSuite
-from eval.tasks.redteam import HANDOVER, REFUSAL, ChatUnderTest, Turn, _yaml, load_chats, parse_options, turns_for
+from eval.tasks.redteam import (
+    HANDOVER,
+    REFUSAL,
+    ChatUnderTest,
+    Turn,
+    chat_result,
+    load_chats,
+    parse_options,
+    turns_for,
+)
 from tunedesk.errors import ConfigError, validation_problems
+from tunedesk.files import load_yaml
 
 MODEL_KINDS = ("onnx", "local", "azure", "echo")
 DECLINED = re.compile(
@@ -79,7 +89,7 @@ class FairSet:
 def load_sets(path: Path, limit: int | None = None) -> list[FairSet]:
     """Every set of a fairness file: templates filled by each group, then the hand-written sets."""
     try:
-        parsed = FairnessFile.model_validate(_yaml(path))
+        parsed = FairnessFile.model_validate(load_yaml(path))
     except ValidationError as exc:
         problems = "; ".join(f"{name or 'file'}: {message}" for name, message in validation_problems(exc))
         raise ConfigError(f"{path}: {problems}") from None
@@ -168,17 +178,7 @@ def score(chat: ChatUnderTest, kind: str, sets: list[FairSet], turns: list[Turn]
         "outcomes": dict(Counter(labels)),
         "disparate_sets": disparate,
     }
-    return ModelResult(
-        name=chat.name,
-        kind=kind,
-        description=chat.description,
-        predictions=[turn.shown for turn in turns],
-        scores=scores,
-        failures=[turn.error for turn in turns],
-        seconds=[turn.seconds for turn in turns],
-        details=details,
-        example_details=per_example,
-    )
+    return chat_result(chat, kind, turns, scores, details, per_example)
 
 
 def report_section(results: list[ModelResult], skipped: dict[str, str]) -> str:

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from eval.metrics import Score
 from eval.tasks import ModelResult, Progress, TaskExample, TaskModelSpec, TaskRun, TaskSuite
 from tunedesk.errors import ConfigError, TunedeskError, validation_problems
+from tunedesk.files import load_yaml
 
 MODEL_KINDS = ("onnx", "local", "azure", "echo")
 REMOTE = ("azure",)
@@ -87,7 +87,7 @@ class RedteamOptions(BaseModel):
 
 def load_cases(path: Path, limit: int | None = None) -> list[RedteamCase]:
     """The ``cases`` list of a red-team file; errors name the file, the case and the field."""
-    raw = _yaml(path)
+    raw = load_yaml(path)
     cases = raw.get("cases") if isinstance(raw, dict) else None
     if not isinstance(cases, list) or not cases:
         raise ConfigError(f"{path}: a red-team file is a mapping with a non-empty 'cases' list")
@@ -104,15 +104,6 @@ def load_cases(path: Path, limit: int | None = None) -> list[RedteamCase]:
     if duplicated:
         raise ConfigError(f"{path}: case ids must be unique: {', '.join(duplicated)}")
     return parsed[:limit]
-
-
-def _yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the cases: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
 
 def parse_options(suite: TaskSuite) -> RedteamOptions:
@@ -340,6 +331,18 @@ def score(
         "outcomes": dict(Counter(f"{row['outcome']} by {row['decided_by']}" for row in per_case)),
         "failures": failures,
     }
+    return chat_result(chat, kind, turns, scores, details, per_case)
+
+
+def chat_result(
+    chat: ChatUnderTest,
+    kind: str,
+    turns: list[Turn],
+    scores: dict[str, Score],
+    details: dict[str, Any],
+    example_details: list[dict[str, Any]],
+) -> ModelResult:
+    """A chat's turns as the harness's ``ModelResult``: what was shown, errors and timings per example."""
     return ModelResult(
         name=chat.name,
         kind=kind,
@@ -349,7 +352,7 @@ def score(
         failures=[turn.error for turn in turns],
         seconds=[turn.seconds for turn in turns],
         details=details,
-        example_details=per_case,
+        example_details=example_details,
     )
 
 
