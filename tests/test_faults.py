@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -439,15 +440,13 @@ def recorded(database: Path, prompt: str) -> dict | None:
     return dict(row) if row else None
 
 
-async def chat(url: str, database: Path, questions: list[str], timeout_s: float = 30.0) -> list[tuple[str, float]]:
-    """Ask ``questions`` one after the other in one conversation over Chainlit's socket.io, as the browser does.
-
-    Returns what the chat showed for each (the assistant message holding the recorded answer) and how long
-    the turn took; the recorded row is looked up by its prompt, so each question must be unique."""
+async def browser_socket(url: str) -> tuple[Any, dict[str, str]]:
+    """A signed-in socket.io client connected as the browser connects, and the assistant messages it is shown
+    (message id -> latest text), kept up to date."""
     import socketio
 
     client = socketio.AsyncClient(reconnection=False)
-    shown: dict[str, str] = {}  # assistant message id -> its latest text
+    shown: dict[str, str] = {}
 
     @client.on("new_message")
     @client.on("update_message")
@@ -460,12 +459,26 @@ async def chat(url: str, database: Path, questions: list[str], timeout_s: float 
         url, socketio_path="/ws/socket.io", headers={"Cookie": sign_in(url)}, auth=auth, transports=["websocket"]
     )
     await client.emit("connection_successful")
+    return client, shown
+
+
+async def send(client: Any, question: str) -> None:
+    """Send ``question`` as the browser sends a typed message."""
+    sent = {"id": str(uuid.uuid4()), "threadId": "", "name": AGENT, "type": "user_message", "output": question}
+    await client.emit("client_message", {"message": sent | {"createdAt": ""}, "fileReferences": []})
+
+
+async def chat(url: str, database: Path, questions: list[str], timeout_s: float = 30.0) -> list[tuple[str, float]]:
+    """Ask ``questions`` one after the other in one conversation over Chainlit's socket.io, as the browser does.
+
+    Returns what the chat showed for each (the assistant message holding the recorded answer) and how long
+    the turn took; the recorded row is looked up by its prompt, so each question must be unique."""
+    client, shown = await browser_socket(url)
     results = []
     try:
         for question in questions:
             began = time.monotonic()
-            sent = {"id": str(uuid.uuid4()), "threadId": "", "name": AGENT, "type": "user_message", "output": question}
-            await client.emit("client_message", {"message": sent | {"createdAt": ""}, "fileReferences": []})
+            await send(client, question)
             while (row := recorded(database, question)) is None or row["answer"] not in shown.values():
                 assert time.monotonic() - began < timeout_s, f"no answer to {question!r} in {timeout_s} s"
                 await asyncio.sleep(0.05)
@@ -600,26 +613,10 @@ async def shown_when(
 ) -> str:
     """Sign in, connect to Chainlit's socket, call ``connected``, ask ``question``; return the first assistant
     message that contains ``expected``."""
-    import socketio
-
-    client = socketio.AsyncClient(reconnection=False)
-    shown: dict[str, str] = {}
-
-    @client.on("new_message")
-    @client.on("update_message")
-    async def message(data: dict) -> None:
-        if data.get("type") == "assistant_message":
-            shown[str(data.get("id"))] = str(data.get("output") or "")
-
-    auth = {"clientType": "webapp", "sessionId": str(uuid.uuid4()), "threadId": None, "userEnv": "{}"}
-    await client.connect(
-        url, socketio_path="/ws/socket.io", headers={"Cookie": sign_in(url)}, auth=auth, transports=["websocket"]
-    )
-    await client.emit("connection_successful")
+    client, shown = await browser_socket(url)
     try:
         connected()
-        sent = {"id": str(uuid.uuid4()), "threadId": "", "name": AGENT, "type": "user_message", "output": question}
-        await client.emit("client_message", {"message": sent | {"createdAt": ""}, "fileReferences": []})
+        await send(client, question)
         deadline = time.monotonic() + timeout_s
         while not (found := [text for text in shown.values() if expected in text]):
             assert time.monotonic() < deadline, f"nothing with {expected!r} in {timeout_s} s: {shown}"
