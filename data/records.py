@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from tunedesk.errors import DataError, printable
-from tunedesk.files import jsonl_lines, parse_json
+from tunedesk.files import csv_records, jsonl_lines, parse_json
 
 RecordFormat = Literal["jsonl", "csv"]
 Record = dict[str, object]
@@ -108,19 +108,11 @@ def _csv_records(
     if unknown:
         names = ", ".join(map(printable, unknown))
         raise DataError(f"{path}:1: header: unknown column(s) {names}; expected {', '.join(known)}")
-    line = reader.line_num + 1
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise DataError(f"{path}:{line}: record: unreadable CSV: {exc}") from None
+    for line, row in csv_records(reader, path):
         if row:
             if len(row) > len(header):
                 raise DataError(f"{path}:{line}: record: {len(row)} values for {len(header)} columns")
             yield line, dict(zip(header, row, strict=False))
-        line = reader.line_num + 1
 
 
 def _encoding_error(path: Path, text: str, field: str) -> DataError:

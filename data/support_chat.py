@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from data.schema import ROLES
 from tunedesk.errors import DataError, printable
-from tunedesk.files import jsonl_lines, parse_json
+from tunedesk.files import csv_records, jsonl_lines, parse_json
 
 Format = Literal["jsonl", "csv", "transcript", "instructions"]
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "transcript", "instructions")
@@ -160,14 +160,7 @@ def _rows(path: Path, text: str, required: set[str]) -> Iterator[tuple[int, dict
         raise DataError(f"{path}:1: header: unreadable CSV: {exc}") from None
     if not required <= columns:
         raise DataError(f"{path}:1: header: missing column(s) {', '.join(sorted(required - columns))}")
-    line = reader.line_num + 1
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise DataError(f"{path}:{line}: record: unreadable CSV: {exc}") from None
+    for line, row in csv_records(reader, path):
         if None in row:  # DictReader's key for the values beyond the header's columns
             raise DataError(f"{path}:{line}: record: {len(columns) + len(row[None])} values for {len(columns)} columns")
         values = {k.strip(): v for k, v in row.items() if k}
@@ -175,7 +168,6 @@ def _rows(path: Path, text: str, required: set[str]) -> Iterator[tuple[int, dict
         if short:  # DictReader fills the columns a short row lacks with None
             raise DataError(f"{path}:{line}: {short[0]}: missing; the row has fewer values than the header")
         yield line, {k: (v or "") for k, v in values.items()}
-        line = reader.line_num + 1
 
 
 def _parse_bool(path: Path, line: int, value: str) -> bool | None:

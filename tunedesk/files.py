@@ -20,6 +20,7 @@ Decisions:
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -30,7 +31,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO, Any, Literal, TextIO, overload
 
-from tunedesk.errors import ConfigError, TunedeskError
+from tunedesk.errors import ConfigError, DataError, TunedeskError
 
 ErrorType = type[TunedeskError]
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -93,6 +94,21 @@ def _check_unicode(value: Any, field: str, where: str, error: ErrorType) -> None
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_unicode(item, f"{field}[{index}]", where, error)
+
+
+def csv_records(reader: Any, path: Path) -> Iterator[tuple[int, Any]]:
+    """The rows of a ``csv.reader``/``csv.DictReader`` after its header, each with the line it starts on;
+    unreadable CSV (a field over the size limit...) is a ``DataError`` naming that line."""
+    line = reader.line_num + 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"{path}:{line}: record: unreadable CSV: {exc}") from None
+        yield line, row
+        line = reader.line_num + 1
 
 
 def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
