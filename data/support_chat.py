@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from data.schema import ROLES
 from tunedesk.errors import DataError, printable
-from tunedesk.files import csv_records, jsonl_lines, parse_json
+from tunedesk.files import csv_records, jsonl_lines, parse_json, read_text
 
 Format = Literal["jsonl", "csv", "transcript", "instructions"]
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "transcript", "instructions")
@@ -65,7 +65,7 @@ def read_conversations(
     for name, role in table.items():
         if role not in ROLES:
             raise DataError(f"speaker map: {name!r} maps to unknown role {role!r}; use one of {', '.join(ROLES)}")
-    text = _decode(path)
+    text = read_text(path, DataError)
     chosen = fmt or guess_format(path, text)
     readers = {
         "jsonl": _read_jsonl,
@@ -86,20 +86,6 @@ def guess_format(path: Path, text: str) -> Format:
         header = {column.strip() for column in first.split(",")}
         return "instructions" if {"instruction", "response"} <= header else "csv"
     return "transcript"
-
-
-def _decode(path: Path) -> str:
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise DataError(
-            f"{path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {column}); re-save the file as UTF-8"
-        ) from None
 
 
 def _role(path: Path, line: int, field: str, speaker: str, table: Mapping[str, str]) -> str:
