@@ -37,7 +37,7 @@ class Line:
         self.max_waiting = max_waiting
         self.active = 0
         self._waiting: deque[asyncio.Future[None]] = deque()
-        self._moved = asyncio.Condition()
+        self._moved = asyncio.Event()  # set, and replaced, whenever the line moves
 
     @property
     def waiting(self) -> int:
@@ -68,18 +68,18 @@ class Line:
         told = 0
         try:
             while not ticket.done():
+                moved = self._moved  # taken first: a move while ``notify`` runs is not missed
                 place = self._waiting.index(ticket) + 1
                 if notify is not None and place != told:
                     told = place
                     await notify(place)
-                async with self._moved:
-                    if not ticket.done():
-                        await self._moved.wait()
+                if not ticket.done():
+                    await moved.wait()
             await ticket  # the place was handed over by _release
         except BaseException:
             if ticket in self._waiting:
                 self._waiting.remove(ticket)
-                await self._announce()
+                self._announce()
             elif ticket.done() and not ticket.cancelled():
                 self._release()  # handed a place while leaving: pass it on
             raise
@@ -89,13 +89,14 @@ class Line:
             ticket = self._waiting.popleft()
             if not ticket.done():
                 ticket.set_result(None)  # the place goes straight to the next in line
-                asyncio.get_running_loop().create_task(self._announce())
+                self._announce()
                 return
         self.active -= 1
 
-    async def _announce(self) -> None:
-        async with self._moved:
-            self._moved.notify_all()
+    def _announce(self) -> None:
+        """Wake every waiter to look at its place again."""
+        self._moved.set()
+        self._moved = asyncio.Event()
 
 
 _lines: dict[str, Line] = {}
