@@ -316,10 +316,12 @@ async def on_message(message: cl.Message) -> None:
     if reviewing():
         await cl.Message(content="This is the review queue: rate the answer above. Switch to Support to chat.").send()
         return
-    if len(message.content) > settings().max_message_chars:
-        await cl.Message(content=too_long(len(message.content))).send()
+    profile = task_profile()
+    limit = (profile.max_chars if profile else None) or settings().max_message_chars
+    if len(message.content) > limit:
+        await cl.Message(content=too_long(len(message.content), limit)).send()
         return
-    if (profile := task_profile()) is not None:
+    if profile is not None:
         await answer_task(profile, message)
         return
     if guardrails.wants_human(message.content):
@@ -392,8 +394,7 @@ async def on_message(message: cl.Message) -> None:
         await ask_survey()
 
 
-def too_long(length: int) -> str:
-    limit = settings().max_message_chars
+def too_long(length: int, limit: int) -> str:
     return (
         f"Your message is {length:,} characters long; I can read up to {limit:,}. "
         "Please shorten it, or send the most important part first."

@@ -29,6 +29,8 @@ from tunedesk.settings import Settings
 
 IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif"]
 MAX_UPLOAD_MB = 10
+# A pasted legal document: read part by part, so far longer than a chat message (the samples reach 44,000).
+MAX_DOCUMENT_CHARS = 200_000
 SENTIMENT_TRAIN = "tunedesk sentiment train --config finetune/configs/sentiment-minilm.yaml"
 CAPTIONING_TRAIN = "tunedesk captioning train --config finetune/configs/captioning-fashion.yaml"
 
@@ -48,6 +50,7 @@ class TaskProfile:
     setting: str  # the Settings field naming the profile's model
     uploads: bool = False
     untrained: str | None = None  # the model used while the setting's default run has not been trained
+    max_chars: int | None = None  # longest message; None: the chat's (TUNEDESK_MAX_MESSAGE_CHARS)
 
     def model(self, settings: Settings) -> str:
         """What answers, as recorded with each answer."""
@@ -210,6 +213,7 @@ PROFILES: dict[str, TaskProfile] = {
             summarize,
             "summarization_model",
             untrained="smollm2-135m",  # the base model summarises too
+            max_chars=MAX_DOCUMENT_CHARS,
         ),
         TaskProfile(
             "Caption",

@@ -113,3 +113,17 @@ def test_summarize_reports_each_part_of_a_long_document_then_streams_the_summary
     assert "Paste the document" in collect(
         tasks.answer(tasks.PROFILES["Summarize"], "too short", [], settings(tmp_path))
     )
+
+
+def test_the_summarize_profile_takes_whole_legal_documents_where_the_chat_limit_would_refuse_them() -> None:
+    """The chat's message limit (4,000 characters by default) would refuse most sample documents: the
+    Summarize profile has its own, above the longest of them."""
+    documents = (
+        (Path(__file__).resolve().parent.parent / "data/samples/legal/documents.jsonl")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    )
+    longest = max(len(json.loads(line)["document"]) for line in documents)
+    assert longest > Settings().max_message_chars
+    assert tasks.PROFILES["Summarize"].max_chars is not None and tasks.PROFILES["Summarize"].max_chars > longest
+    assert tasks.PROFILES["Sentiment"].max_chars is None  # the chat's limit
