@@ -223,9 +223,10 @@ def chat(
         TUNEDESK_MODEL=settings.model,
         TUNEDESK_HOME=str(settings.home),
     )
-    if settings.workers > 1 and not settings.onnx_threads:  # the processes share the cores, not each one all
-        os.environ["TUNEDESK_ONNX_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
-    if settings.workers > 1:  # migrate and create the first admin once, not in every process at the same time
+    if settings.workers > 1:
+        if not settings.onnx_threads:  # the processes share the cores, not each one all of them
+            os.environ["TUNEDESK_ONNX_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
+        # migrate and create the first admin once, not in every process at the same time
         from tunedesk import users
         from tunedesk.db import engine
 
