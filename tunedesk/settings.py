@@ -100,7 +100,10 @@ class Settings(BaseSettings):
         0, ge=0, description="ONNX Runtime threads per model of the onnx backend; 0: ONNX Runtime's default."
     )
     max_concurrent_answers: int = Field(
-        4, ge=1, description="Answers one chat process generates at once per backend; later ones wait in line."
+        16,
+        ge=1,
+        description="Answers one chat process generates at once per backend (the onnx backend decodes them in one "
+        "batch); later ones wait in line.",
     )
     max_waiting: int = Field(
         64, ge=0, description="Answers that may wait in line per backend and process before new ones are refused."

@@ -7,8 +7,12 @@ Decisions:
   used as it is.
 - The chat template is the model's own (``tokenizer.apply_chat_template``, from the exported
   tokenizer files), so training, transformers and ONNX render conversations identically.
-- Prefix reuse across turns (``prefix_cache.py``): the next turn prefills only the new question,
-  and still gets the very answer a cold run would give. Seeded sampling always starts fresh.
+- Without adapters, answers come from ``batching.BatchEngine``: plain onnxruntime on the same model file,
+  every answer in progress decoded in one batch step (continuous batching on CPU, which ORT GenAI lacks),
+  and prompt-prefix reuse across turns and conversations. ``max_concurrent_answers`` rows at most.
+- With adapters, one ORT GenAI generator per answer (GenAI switches LoRA adapters per generator), with
+  prefix reuse across turns (``prefix_cache.py``): the next turn prefills only the new question, and
+  still gets the very answer a cold run would give. Seeded sampling always starts fresh.
 - LoRA adapters per request: ``adapters`` (``TUNEDESK_ADAPTERS``) lists LoRA runs, or their
   ``.onnx_adapter`` files, exported with ``tunedesk model export-onnx RUN --adapter-only``. They
   must share one ONNX base (same base model, same adapted modules); the backend then loads that base
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from chatbot.backends.base import GenerationParams, GenerationStats, ThreadedBackend
+from chatbot.backends.batching import BatchEngine, Sampling
 from chatbot.backends.prefix_cache import Options, PrefixCache
 from chatbot.conversation import Message
 from tunedesk.errors import ConfigError, ModelNotFoundError
@@ -148,6 +153,7 @@ class OnnxBackend(ThreadedBackend):
         prefix_cache_size: int = 4,
         adapters: Sequence[Path | str] = (),
         onnx_threads: int = 0,
+        max_concurrent_answers: int = 16,
     ) -> None:
         import onnxruntime_genai as og
 
@@ -178,6 +184,9 @@ class OnnxBackend(ThreadedBackend):
             None if (self.path / "chat_template.jinja").is_file() or _has_template(self.path) else FALLBACK_TEMPLATE
         )
         self.prefix_cache = PrefixCache(self._new_generator, prefix_cache_size)
+        self.engine = (
+            None if self.adapters else BatchEngine(self.path, max_concurrent_answers, onnx_threads, prefix_cache_size)
+        )
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -236,6 +245,9 @@ class OnnxBackend(ThreadedBackend):
         started = time.perf_counter()
         prompt = self.encode(messages)
         budget = self.answer_budget(prompt, params)
+        if self.engine is not None:
+            yield from self._batched(messages, prompt, budget, params, cancel, started)
+            return
         options = self._search_options(params)
         reusable = "random_seed" not in dict(options)  # a seed must mean the same thing every time
         entry, reused = self.prefix_cache.checkout(prompt, options, reusable)
@@ -265,6 +277,49 @@ class OnnxBackend(ThreadedBackend):
                 {"role": "assistant", "content": "".join(pieces)},
             ]  # what the UI stores
             self.prefix_cache.checkin(entry, lambda: self.encode(history, add_generation_prompt=False), reusable)
+
+    def _batched(
+        self,
+        messages: Sequence[Message],
+        prompt: list[int],
+        budget: int,
+        params: GenerationParams,
+        cancel: threading.Event,
+        started: float,
+    ) -> Iterator[str]:
+        """Generate through the batch engine: this request is one row among the answers in progress."""
+        assert self.engine is not None
+        sampling = Sampling(
+            temperature=params.temperature,
+            top_k=params.top_k,
+            top_p=params.top_p,
+            repetition_penalty=params.repetition_penalty,
+            seed=params.seed,
+        )
+        request = self.engine.submit(prompt, budget, sampling)
+        stats = GenerationStats(prompt_tokens=len(prompt))
+        stream = self._tokenizer.create_stream()
+        pieces: list[str] = []
+        try:
+            for token in request:
+                if cancel.is_set():
+                    break
+                stats.completion_tokens += 1
+                if stats.completion_tokens == 1:
+                    stats.ttft_s = time.perf_counter() - started
+                    stats.reused_tokens = request.reused
+                if token in self._eos:
+                    break
+                piece = stream.decode(token)
+                if piece:
+                    pieces.append(piece)
+                    yield piece
+        finally:
+            request.cancel()
+            stats.total_s = time.perf_counter() - started
+            self.last_stats = stats
+        history: list[Message] = [*messages, {"role": "assistant", "content": "".join(pieces)}]
+        self.engine.warm(self.encode(history, add_generation_prompt=False))  # the next turn starts from here
 
     def _new_generator(self, options: Options) -> Any:
         search = dict(options)
