@@ -100,7 +100,7 @@ class OursEngine:
         self.params = GenerationParams
 
     def run(self, messages: list[dict[str, str]], tokens: int, reuse: bool) -> tuple[str, dict[str, float]]:
-        cache = getattr(self.backend, "prefix_cache", None)
+        cache = getattr(self.backend, "engine", None) or getattr(self.backend, "prefix_cache", None)
         if not reuse and cache is not None:
             cache.clear()  # start cold: no prefix of an earlier request, no background prefill running
         answer = self.backend.complete_sync(messages, self.params(max_new_tokens=tokens, repetition_penalty=1.0))

@@ -45,6 +45,7 @@ from tunedesk.errors import ConfigError, GenerationError
 log = logging.getLogger(__name__)
 
 DONE = None  # what a request's token queue yields after its last token
+CLEAR = "clear"  # queued like a request: forget the cached prefixes once what was queued before is done
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ class BatchEngine:
         self.max_batch = max_batch
         self.prefix_cache_size = prefix_cache_size
         self._prefixes: OrderedDict[tuple[int, ...], list[np.ndarray]] = OrderedDict()
-        self._waiting: queue.SimpleQueue[Request | None] = queue.SimpleQueue()  # None: stop
+        self._waiting: queue.SimpleQueue[Request | str | None] = queue.SimpleQueue()  # None: stop
         self._rows: list[Request] = []
         self._kv: list[np.ndarray] = []  # per past input: [rows, kv_heads, longest row, head_size]
         self._lock = threading.Lock()
@@ -169,6 +170,11 @@ class BatchEngine:
         if self.prefix_cache_size > 0 and len(tokens) > 2:
             self._waiting.put(Request(list(tokens), budget=0, sampling=Sampling()))
             self._start()
+
+    def clear(self) -> None:
+        """Forget every cached prefix (after the warm-ups already queued): the next request starts cold."""
+        self._waiting.put(CLEAR)
+        self._start()
 
     def _start(self) -> None:
         with self._lock:
@@ -220,14 +226,17 @@ class BatchEngine:
                 waiting = self._waiting.get_nowait()
             except queue.Empty:
                 return
-            if waiting is not None:
+            if isinstance(waiting, Request):
                 waiting.tokens.put(stopped)
 
-    def _admit(self, request: Request | None) -> bool:
+    def _admit(self, request: Request | str | None) -> bool:
         """Prefill ``request`` alone and add it to the batch, or end it at once (cancelled, failed, done).
         ``None`` (stop): false."""
         if request is None:
             return False
+        if isinstance(request, str):  # CLEAR
+            self._prefixes.clear()
+            return True
         if request.cancelled.is_set() or (request.budget == 0 and self._rows):  # a warm-up skipped under load
             request.tokens.put(DONE)
             return True
