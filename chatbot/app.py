@@ -12,6 +12,21 @@ is committed; the end-of-chat survey (``Survey.jsx``, ``survey`` action) works t
 
 A conversation ends when the customer presses "End chat" under the latest answer, says only thanks or
 goodbye, or is handed over to a person (asked for, or the bot unsure: ``chatbot.guardrails``).
+
+Guardrails (``chatbot.guardrails``), in the Support profile:
+- Every message is checked before the model sees it, which gets it as written for this one turn. Everywhere
+  else it is masked (PII): in the chat, the session's history, ``chat_answers`` and the thread Chainlit
+  stores (``chatbot.datalayer`` masks those writes). A refused message gets the polite refusal, recorded like
+  an answer (backend ``guardrails``, error ``guardrails:<categories>``) and not rateable; an escalated one
+  (asking for a person, or ``TUNEDESK_GUARDRAILS_ESCALATE``) hands over with reason ``user_request`` or
+  ``guardrail``. Logs name the categories, never the text.
+- Every finished answer is checked before it is recorded and rated: a refused one (a leaked system prompt,
+  abuse, someone else's data) is replaced by the refusal, error ``guardrails``; an unsure one stays and is
+  recorded as a ``bot_unsure`` escalation. ``chat_answers`` keeps answers masked; the chat shows them as
+  written (a shop's own phone number is not a customer's, and another customer's data was refused).
+- The task profiles (Summarize, Sentiment, Caption) mask what they record but refuse nothing: what they get
+  is a document or posts to process, not instructions to the bot, and the support checks refused 19 of the 64
+  sample legal documents (privacy and harmful-request wording in ordinary contracts and cases).
 """
 
 from __future__ import annotations
@@ -57,16 +72,16 @@ def settings() -> Settings:
 
 
 @functools.cache
+def guard() -> guardrails.Guardrails:
+    """The guardrails as configured (``TUNEDESK_GUARDRAILS*``, ``TUNEDESK_CONTENT_SAFETY_*``), built once."""
+    return guardrails.Guardrails.from_settings(settings())
+
+
+@functools.cache
 def records() -> Engine:
     from tunedesk.db import engine
 
     return engine(settings())
-
-
-HANDOFF = (
-    "I have passed this conversation to a colleague from our customer care team. They can see the whole chat "
-    "and will get back to you."
-)
 
 
 def is_admin() -> bool:
@@ -313,24 +328,41 @@ def _rater() -> str:
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
+    """Every message, whatever happens to it, is shown with its PII masked (``chatbot.datalayer`` stores it masked);
+    ``reply`` gets it as written."""
+    asked, masked = message.content, guardrails.mask(message.content)
+    if masked != asked:
+        message.content = masked
+        await message.update()
+    await reply(message, asked)
+
+
+async def reply(message: cl.Message, asked: str) -> None:
+    """Route one message (``asked``: as written) to the review queue, a task profile or the support bot."""
     if reviewing():
         await cl.Message(content="This is the review queue: rate the answer above. Switch to Support to chat.").send()
         return
     profile = task_profile()
     limit = (profile.max_chars if profile else None) or settings().max_message_chars
-    if len(message.content) > limit:
-        await cl.Message(content=too_long(len(message.content), limit)).send()
+    if len(asked) > limit:
+        await cl.Message(content=too_long(len(asked), limit)).send()
         return
     if profile is not None:
-        await answer_task(profile, message)
+        await answer_task(profile, message, asked)
         return
-    if guardrails.wants_human(message.content):
-        await hand_over("user_request")
+    verdict = await guard().check_input(asked)
+    if verdict.action == "escalate":
+        log.info("handed over by the guardrails: %s", ", ".join(verdict.categories))  # categories, never the text
+        await hand_over(verdict.reason, verdict.message or guardrails.ESCALATION)
+        return
+    if verdict.action == "refuse":
+        await refuse(verdict)
         return
     history: list[Message] = cl.user_session.get("history") or []
-    turn: list[Message] = [*history, {"role": "user", "content": message.content}]
+    turn: list[Message] = [*history, {"role": "user", "content": asked}]
     answer = cl.Message(content="")
     current = settings()
+    prompt = current.system_prompt
     backend_name, model_name = chosen_model()
     adapter = chosen_adapter()
     served = f"{model_name}+{adapter}" if adapter else model_name  # ratings and evals tell fine-tunes apart
@@ -360,14 +392,21 @@ async def on_message(message: cl.Message) -> None:
         log.exception("answer failed")
         error = "unexpected"
         answer.content = "Sorry, something went wrong while generating the answer. Please try again."
+    checked: guardrails.Verdict | None = None
+    if not error:  # before it is stored and rated; a refusal replaces what had streamed
+        checked = await guard().check_output(answer.content, current.system_prompt, question=asked, context=prompt)
+        if checked.action == "refuse":
+            log.warning("answer withheld by the guardrails: %s", ", ".join(checked.categories))
+            error, answer.content = "guardrails", checked.message or REFUSED
     sources = grounding.sources(hits or [])
     record = answer_record(
         answer,
         started,
+        text=checked.masked if checked is not None and not error else guardrails.mask(answer.content),
         profile=cl.user_session.get("chat_profile"),
         backend=backend_name,
         model=served,
-        prompt=message.content,
+        prompt=verdict.masked,
         error=error,
         ttft_s=first,
         tokens=pieces,
@@ -379,19 +418,61 @@ async def on_message(message: cl.Message) -> None:
     observe_turn(record, started_ns)
     if error or not saved:
         return
-    cl.user_session.set("history", [*turn, {"role": "assistant", "content": answer.content}])
+    said: list[Message] = [{"role": "user", "content": verdict.masked}, {"role": "assistant", "content": record.answer}]
+    cl.user_session.set("history", [*history, *said])  # masked: Chainlit stores the session with the thread
     if hits is not None:
         sent = cl.CustomElement(name="PolicySources", display="inline", props={"sources": sources})
         await sent.send(for_id=answer.id)
     await rating_widget(answer.id).send(for_id=answer.id)
-    if guardrails.sounds_unsure(answer.content):
+    if checked is not None and bot_unsure(checked, answer.content):  # its answer stands
         try:
             row = await asyncio.to_thread(store.record_escalation, records(), _thread(), _rater(), "bot_unsure")
             count_outcome(row)
         except store.StoreUnavailable as exc:
             log.warning("escalation (bot unsure) not recorded: %s", exc)
-    if guardrails.says_goodbye(message.content):
+    if guardrails.says_goodbye(asked):
         await ask_survey()
+
+
+def bot_unsure(checked: guardrails.Verdict, answer: str) -> bool:
+    """Whether to record the answer as a ``bot_unsure`` escalation: the guardrails say so or, with their checks off
+    (``TUNEDESK_GUARDRAILS=false``), it sounds unsure; recording it is support policy, not a filter."""
+    if checked.checked_by == "off":
+        return guardrails.sounds_unsure(answer)
+    return checked.action == "escalate" and checked.reason == "bot_unsure"
+
+
+REFUSED = "I'm sorry, I can't help with that. Please ask about your orders, deliveries, returns or payments."
+
+
+async def refuse(verdict: guardrails.Verdict) -> None:
+    """Show the guardrails' polite refusal instead of an answer; recorded (masked) like one, not rateable."""
+    started, started_ns = time.perf_counter(), time.time_ns()
+    refusal = cl.Message(content=verdict.message or REFUSED)
+    record = answer_record(
+        refusal,
+        started,
+        profile=cl.user_session.get("chat_profile"),
+        backend="guardrails",
+        model=verdict.checked_by,
+        prompt=verdict.masked,
+        error=refused_as(verdict.categories),
+    )
+    log.info("message refused by the guardrails: %s", ", ".join(verdict.categories))  # categories, never the text
+    await recorded(record, refusal)
+    await refusal.send()
+    observe_turn(record, started_ns)
+
+
+def refused_as(categories: tuple[str, ...], limit: int = 64) -> str:
+    """``guardrails:<categories>`` as ``chat_answers.error`` holds it (64 characters): whole names, as many as fit."""
+    error = "guardrails"
+    for number, name in enumerate(categories):
+        longer = error + (":" if number == 0 else ",") + name
+        if len(longer) > limit:
+            break
+        error = longer
+    return error
 
 
 def too_long(length: int, limit: int) -> str:
@@ -424,8 +505,9 @@ async def in_line(backend_name: str) -> AsyncIterator[None]:
         yield
 
 
-async def answer_task(profile: tasks.TaskProfile, message: cl.Message) -> None:
-    """A Sentiment, Summarize or Caption turn: streamed, recorded and rateable like a support answer."""
+async def answer_task(profile: tasks.TaskProfile, message: cl.Message, asked: str) -> None:
+    """A Sentiment, Summarize or Caption turn on ``asked`` (the text as written): streamed, recorded (masked) and
+    rateable like a support answer; no input checks (see the module docstring)."""
     uploads = [tasks.Upload(e.name, Path(e.path) if e.path else None) for e in message.elements or []]
     answer = cl.Message(content="")
     current = settings()
@@ -434,7 +516,7 @@ async def answer_task(profile: tasks.TaskProfile, message: cl.Message) -> None:
     pieces = 0
     error: str | None = None
     try:
-        async for piece in tasks.answer(profile, message.content, uploads, current):
+        async for piece in tasks.answer(profile, asked, uploads, current):
             first = first if first is not None else time.perf_counter() - started
             pieces += 1
             await answer.stream_token(piece)
@@ -450,7 +532,7 @@ async def answer_task(profile: tasks.TaskProfile, message: cl.Message) -> None:
         profile=profile.name,
         backend=profile.name.lower(),
         model=profile.model(current),
-        prompt=message.content + "".join(f"\n[attached: {u.name}]" for u in uploads),
+        prompt=guardrails.mask(asked) + "".join(f"\n[attached: {u.name}]" for u in uploads),
         error=error,
         ttft_s=first,
         tokens=pieces,
@@ -480,16 +562,17 @@ async def recorded(record: store.Answer, answer: cl.Message) -> bool:
     return True
 
 
-def answer_record(answer: cl.Message, started: float, **fields: Any) -> store.Answer:
+def answer_record(answer: cl.Message, started: float, text: str | None = None, **fields: Any) -> store.Answer:
     """The row of an answer just streamed: ids, who asked and the total time from the turn's context, the rest
-    (profile, backend, model, prompt, error, timings...) as given."""
+    (profile, backend, model, prompt, error, timings...) as given. ``text``: what to store instead of the answer
+    shown (its PII masked); by default the answer shown, masked."""
     run = cl.context.current_run
     return store.Answer(
         message_id=answer.id,
         run_id=run.id if run else None,
         thread_id=cl.context.session.thread_id,
         user=_rater(),
-        answer=answer.content,
+        answer=guardrails.mask(answer.content) if text is None else text,
         total_s=time.perf_counter() - started,
         **fields,
     )
@@ -540,8 +623,9 @@ async def move_end_chat(answer: cl.Message) -> None:
     cl.user_session.set("end_chat_action", action)
 
 
-async def hand_over(reason: store.Escalation) -> None:
-    """Tell the customer a person takes over, record the escalation, and ask the survey."""
+async def hand_over(reason: store.Escalation, text: str = guardrails.ESCALATION) -> None:
+    """Tell the customer a person takes over (``text``: the guardrails' words, caring ones for self-harm), record
+    the escalation, and ask the survey."""
     try:
         row = await asyncio.to_thread(store.record_escalation, records(), _thread(), _rater(), reason)
     except store.StoreUnavailable as exc:  # unrecorded, nobody would pick it up: do not promise a colleague
@@ -549,7 +633,7 @@ async def hand_over(reason: store.Escalation) -> None:
         await cl.Message(content="I could not reach a colleague just now; please ask again in a moment.").send()
         return
     count_outcome(row)
-    await cl.Message(content=HANDOFF).send()
+    await cl.Message(content=text).send()
     await ask_survey()
 
 

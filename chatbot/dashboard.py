@@ -19,7 +19,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from sqlalchemy import Engine, select
 
@@ -76,7 +76,7 @@ def _errors(rows: Sequence[Any]) -> float | None:
     return _share(rows, lambda r: bool(r.error))
 
 
-REASONS = ("user_request", "bot_unsure")
+REASONS: tuple[str, ...] = get_args(store.Escalation)  # user_request, bot_unsure, guardrail
 
 
 def last_24_hours(engine: Engine, now: datetime | None = None) -> Hourly:
@@ -155,7 +155,7 @@ def plot(data: Hourly) -> str:
             axis.bar(x, values, color="#4c72b0")
         elif title.startswith("Escalations"):
             bottom = [0] * len(x)
-            for reason, color in zip(REASONS, ("#dd8452", "#c44e52"), strict=True):
+            for reason, color in zip(REASONS, ("#dd8452", "#c44e52", "#8172b3"), strict=True):
                 counts = data.escalations[reason]
                 axis.bar(x, counts, bottom=bottom, label=reason.replace("_", " "), color=color)
                 bottom = [b + c for b, c in zip(bottom, counts, strict=True)]

@@ -19,6 +19,10 @@ Decisions:
   and ``feedback_owner`` answer "whose is this?" for the guards in ``chatbot.server``. Element writes come
   with ids from the page (the rating widget updates itself by id), so an element is written or deleted
   only in a thread of the session's own user, and an existing element never moves to another thread.
+- What the customer typed is stored with its PII masked (``chatbot.guardrails.mask``): a message's text, the
+  input of its run, the thread's name (Chainlit names a thread after its first message). Here, not in the
+  handler, because Chainlit writes the message as typed in tasks of its own that a busy SQLite can delay past
+  any later write: masking every write is the only order-proof way. The bot's answers are stored as shown.
 """
 
 from __future__ import annotations
@@ -30,11 +34,13 @@ from typing import Any
 
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.element import Element, ElementDict
+from chainlit.step import StepDict
 from chainlit.types import Feedback
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from chatbot import store
+from chatbot.guardrails import mask
 from chatbot.telemetry import PERSISTENCE_ERRORS, count_rating
 
 log = logging.getLogger("tunedesk.chat.persistence")
@@ -78,6 +84,25 @@ class TunedeskDataLayer(SQLAlchemyDataLayer):
                 log.error("chat history statement failed (%s ...): %s", statement, exc.__class__.__name__)
                 log.debug("failed statement: %s", exc)
                 return None
+
+    async def create_step(self, step_dict: StepDict) -> None:
+        """Chainlit's (``update_step`` too), with what the customer typed masked."""
+        if step_dict.get("type") == "user_message" and step_dict.get("output"):
+            step_dict = {**step_dict, "output": mask(step_dict["output"])}
+        elif step_dict.get("type") == "run" and step_dict.get("input"):
+            step_dict = {**step_dict, "input": mask(step_dict["input"])}
+        await super().create_step(step_dict)
+
+    async def update_thread(
+        self,
+        thread_id: str,
+        name: str | None = None,
+        user_id: str | None = None,
+        metadata: dict | None = None,
+        tags: list[str] | None = None,
+    ) -> None:
+        """Chainlit's, with the thread's name (its first message, as typed) masked."""
+        await super().update_thread(thread_id, None if name is None else mask(name), user_id, metadata, tags)
 
     async def get_thread_author(self, thread_id: str) -> str:
         """The author, or "" for a thread with none or no thread (Chainlit answers 404 then, not 500)."""

@@ -376,6 +376,7 @@ JAILBREAK = _rx(
     r"|jailbroken|malicious|unrestricted|unfiltered|leaky|corrupt(?:ed)?|rebellious)\b",
     r"\b(?:dead|late|deceased|passed away|departed) (?:grand(?:ma|mother|pa|father|mom)|mother|mom|granny|nan)\b"
     r".{0,80}\b(?:used to|would|always)\b",
+    r"(?=(?:sans|ohne|sin|senza|sem|zonder) )"  # look ahead for a role word only where a phrase starts: linear
     rf"(?=.*{ROLE_WORDS})\b(?:sans (?:aucune? )?(?:restrictions?|limites?|filtres?|règles?)|ohne (?:jegliche |alle )?"
     r"(?:einschränkungen|regeln|filter|grenzen)|sin (?:ninguna |ningún )?(?:restricci[oó]n|restricciones|reglas|filtros"
     r"|l[ií]mites)|senza (?:alcuna |nessuna )?(?:restrizion[ei]|regole|filtri|limiti)|sem (?:nenhuma )?(?:restrição"

@@ -105,7 +105,7 @@ outcomes_table = Table(
     Column("resolved", Integer),
     Column("csat", Integer),
     Column("comment", Text),
-    Column("reason", String(32)),  # escalation: user_request | bot_unsure
+    Column("reason", String(32)),  # escalation: user_request | bot_unsure | guardrail
     Column("supersedes", String(36), ForeignKey("chat_outcomes.id")),
 )
 SCORES = ("naturalness", "correctness", "helpfulness")
@@ -325,7 +325,7 @@ class SurveyIn(BaseModel):
         return self
 
 
-Escalation = Literal["user_request", "bot_unsure"]
+Escalation = Literal["user_request", "bot_unsure", "guardrail"]  # asked for, the bot unsure, the guardrails
 
 
 def _last_answer(conn: Any, thread_id: str) -> dict[str, Any]:

@@ -106,7 +106,7 @@ def test_metrics_and_health(api) -> None:
     )
     assert 'service_name="tunedesk-chat"' in metrics.text
     health = httpx.get(ui.url + "/healthz").json()
-    assert health == {"status": "ok", "database": "ok", "schema": "0004", "backend": "echo", "model": "smollm2-135m"}
+    assert health == {"status": "ok", "database": "ok", "schema": "0005", "backend": "echo", "model": "smollm2-135m"}
 
 
 def test_the_admin_page_and_the_outcomes_export_are_for_admins(api) -> None:

@@ -46,7 +46,7 @@ def test_a_fresh_database_gets_every_table_at_the_newest_revision(records) -> No
     assert {"azure_fine_tune_jobs", "eval_runs", "eval_scores", "eval_generations"} <= tables
     step_columns = {c["name"] for c in inspect(records).get_columns("steps")}
     assert {"autoCollapse", "icon", "defaultOpen", "command", "modes"} <= step_columns
-    assert current_revision(records) == "0004"
+    assert current_revision(records) == "0005"
 
 
 def test_a_database_from_before_migrations_keeps_its_rows(tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def test_a_database_from_before_migrations_keeps_its_rows(tmp_path: Path) -> Non
     migrate(engine)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT run_id FROM eval_runs")).scalars().all() == ["r1"]
-    assert current_revision(engine) == "0004"
+    assert current_revision(engine) == "0005"
     assert "ratings" in inspect(engine).get_table_names()
 
 

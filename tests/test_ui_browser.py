@@ -360,7 +360,7 @@ def test_policy_sources_survey_and_hand_over_are_shown_and_stored(chromium_brows
     survey.get_by_role("button", name="Send").click()
     survey.get_by_role("status").filter(has_text="Thank you").wait_for(timeout=15_000)
     ask(page, "Can I talk to a human please?")
-    page.get_by_text("passed this conversation to a colleague").wait_for(timeout=30_000)
+    page.get_by_text("passing this conversation to a colleague").wait_for(timeout=30_000)
     thread = page.url.rsplit("/", 1)[-1]
     page.reload()  # the sent survey shows as sent when the thread is resumed
     page.locator("[data-survey]").get_by_role("status").filter(has_text="Thank you").wait_for(timeout=30_000)
