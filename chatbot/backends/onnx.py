@@ -24,6 +24,7 @@ Decisions:
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -252,23 +253,9 @@ class OnnxBackend(ThreadedBackend):
         reusable = "random_seed" not in dict(options)  # a seed must mean the same thing every time
         entry, reused = self.prefix_cache.checkout(prompt, options, reusable)
         stats = GenerationStats(prompt_tokens=len(prompt), reused_tokens=reused)
-        stream = self._tokenizer.create_stream()
         pieces: list[str] = []
         try:
-            while stats.completion_tokens < budget and not cancel.is_set():
-                if entry.generator.is_done():
-                    break
-                entry.generator.generate_next_token()
-                token = int(entry.generator.get_next_tokens()[0])
-                stats.completion_tokens += 1
-                if stats.completion_tokens == 1:
-                    stats.ttft_s = time.perf_counter() - started
-                if token in self._eos:
-                    break
-                piece = stream.decode(token)
-                if piece:
-                    pieces.append(piece)
-                    yield piece
+            yield from self._detokenize(_generator_tokens(entry.generator, budget, cancel), stats, started, pieces)
         finally:
             stats.total_s = time.perf_counter() - started
             self.last_stats = stats
@@ -298,28 +285,33 @@ class OnnxBackend(ThreadedBackend):
         )
         request = self.engine.submit(prompt, budget, sampling)
         stats = GenerationStats(prompt_tokens=len(prompt))
-        stream = self._tokenizer.create_stream()
         pieces: list[str] = []
         try:
-            for token in request:
-                if cancel.is_set():
-                    break
-                stats.completion_tokens += 1
-                if stats.completion_tokens == 1:
-                    stats.ttft_s = time.perf_counter() - started
-                    stats.reused_tokens = request.reused
-                if token in self._eos:
-                    break
-                piece = stream.decode(token)
-                if piece:
-                    pieces.append(piece)
-                    yield piece
+            tokens = itertools.takewhile(lambda _: not cancel.is_set(), request)
+            yield from self._detokenize(tokens, stats, started, pieces)
         finally:
             request.cancel()
+            stats.reused_tokens = request.reused
             stats.total_s = time.perf_counter() - started
             self.last_stats = stats
         history: list[Message] = [*messages, {"role": "assistant", "content": "".join(pieces)}]
         self.engine.warm(self.encode(history, add_generation_prompt=False))  # the next turn starts from here
+
+    def _detokenize(
+        self, tokens: Iterator[int], stats: GenerationStats, started: float, pieces: list[str]
+    ) -> Iterator[str]:
+        """The text pieces of ``tokens`` up to the end of sequence (kept in ``pieces``), counted into ``stats``."""
+        stream = self._tokenizer.create_stream()
+        for token in tokens:
+            stats.completion_tokens += 1
+            if stats.completion_tokens == 1:
+                stats.ttft_s = time.perf_counter() - started
+            if token in self._eos:
+                return
+            piece = stream.decode(token)
+            if piece:
+                pieces.append(piece)
+                yield piece
 
     def _new_generator(self, options: Options) -> Any:
         search = dict(options)
@@ -344,6 +336,15 @@ class OnnxBackend(ThreadedBackend):
         if params.adapter is not None:
             options["adapter"] = params.adapter  # part of the prefix cache's key, not a search option
         return tuple(sorted(options.items()))
+
+
+def _generator_tokens(generator: Any, budget: int, cancel: threading.Event) -> Iterator[int]:
+    """Up to ``budget`` tokens from an ORT GenAI generator, none once ``cancel`` is set."""
+    for _ in range(budget):
+        if cancel.is_set() or generator.is_done():
+            return
+        generator.generate_next_token()
+        yield int(generator.get_next_tokens()[0])
 
 
 def _has_template(path: Path) -> bool:
