@@ -12,8 +12,9 @@ What it does:
   least ``--min-answers``), one after the other, sending the next as soon as the previous answer is complete
   (no think time: the worst case). Sessions start at the same moment.
 - Time to first token: from sending a question to the first ``stream_token`` of its answer ("busy, you are
-  number k" notices are messages, not tokens: waiting in line counts). Tokens: ``stream_token`` events (the
-  backends stream one piece per token). Aggregate tokens/s: all answer tokens of the level over its wall time.
+  number k" notices are messages, not tokens: waiting in line counts). Tokens: what the server recorded in
+  ``chat_answers.tokens`` for the level's answers (the chat sends several tokens per ``stream_token`` event
+  under load, so events are not tokens). Aggregate tokens/s: all answer tokens of the level over its wall time.
 - Errors: a session that fails to connect, an answer that does not complete within ``--timeout``, and every
   answer the server recorded with an error in ``chat_answers`` (read from the server's own database).
 - Bounded: ``--timeout`` seconds per answer, ``--level-timeout`` per level.
@@ -206,7 +207,6 @@ async def session(url: str, cookie: str, index: int, questions: int, timeout: fl
                 return
             if turn.first is not None:
                 level.ttfts.append(turn.first)
-            level.tokens += turn.tokens
             level.answers += 1
     except Exception as exc:  # a failed connection or emit is this session's error, not the benchmark's
         level.errors.append(f"session {index}: {type(exc).__name__}: {exc}")
@@ -252,6 +252,15 @@ def user_message(text: str) -> dict[str, Any]:
         },
         "fileReferences": [],
     }
+
+
+def recorded_tokens(database: Path, since: str) -> int:
+    """Tokens of the answers recorded since ``since``, as the server counted them."""
+    with sqlite3.connect(database) as db:
+        (total,) = db.execute(
+            "SELECT coalesce(sum(tokens), 0) FROM chat_answers WHERE error IS NULL AND created_at >= ?", (since,)
+        ).fetchone()
+    return int(total)
 
 
 def recorded_errors(database: Path, since: str) -> list[str]:
@@ -313,6 +322,7 @@ def main() -> None:
             questions = max(args.questions, -(-args.min_answers // sessions))
             level = asyncio.run(run_level(url, cookie, sessions, questions, args.timeout, args.level_timeout))
             level.errors += recorded_errors(state / "chat.db", since)
+            level.tokens = recorded_tokens(state / "chat.db", since)
             row = level.summary()
             results[str(sessions)] = row
             print(

@@ -71,6 +71,14 @@ class Conversation:
             await asyncio.sleep(0.05)
         return found[0]
 
+    async def until_element(self, name: str, timeout_s: float = 30.0) -> dict:
+        """The first element called ``name`` (a rating widget comes after its answer: wait before leaving)."""
+        deadline = time.monotonic() + timeout_s
+        while not (found := [element for element in self.elements if element.get("name") == name]):
+            assert time.monotonic() < deadline, f"no {name} element in {timeout_s} s"
+            await asyncio.sleep(0.05)
+        return found[0]
+
 
 async def conversation(url: str, profile: str | None = None) -> Conversation:
     import socketio
@@ -161,6 +169,7 @@ def test_contact_details_are_masked_in_every_record_yet_the_model_reads_them(cha
         talk = await conversation(server.url)
         message_id = await talk.say(said)
         await talk.until("You said: My email is")
+        await talk.until_element("Rating")
         await talk.client.disconnect()
         return talk, message_id
 
@@ -198,6 +207,8 @@ def test_asking_for_a_person_and_a_guardrail_escalation_are_recorded_with_their_
             talk = await conversation(server.url)
             await talk.say(words)
             await talk.until(expected)
+            if expected.startswith("You said"):  # answered: rateable
+                await talk.until_element("Rating")
             await talk.client.disconnect()
             talks.append(talk)
         return talks
