@@ -374,24 +374,28 @@ class SecurityHeaders:
             "Cross-Origin-Opener-Policy": "same-origin",
         }
 
+    def for_request(self, scope: Scope) -> dict[str, str]:
+        """The headers a response to ``scope`` gets."""
+        headers = dict(self.headers)
+        forwarded = HTTPConnection(scope).headers.get("x-forwarded-proto", "")
+        if scope.get("scheme") == "https" or forwarded.split(",")[0].strip() == "https":
+            headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        path = scope["path"]
+        if not (path.startswith(STATIC_PREFIXES) or path in STATIC_PATHS):
+            headers["Cache-Control"] = "no-store"
+        return headers
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        forwarded = HTTPConnection(scope).headers.get("x-forwarded-proto", "")
-        https = scope.get("scheme") == "https" or forwarded.split(",")[0].strip() == "https"
-        path = scope["path"]
-        static = path.startswith(STATIC_PREFIXES) or path in STATIC_PATHS
+        extra = self.for_request(scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in self.headers.items():
+                for name, value in extra.items():
                     headers[name] = value
-                if https:
-                    headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-                if not static:
-                    headers["Cache-Control"] = "no-store"
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -470,3 +474,13 @@ ALLOWED_ORIGINS = frozenset([*chainlit_config.project.allow_origins, *settings.a
 chainlit_config.project.allow_origins[:] = sorted(ALLOWED_ORIGINS)
 app.add_middleware(AccessGate, allowed_origins=ALLOWED_ORIGINS)
 app.add_middleware(SecurityHeaders, policy=content_security_policy())  # outermost: refusals get the headers too
+HARDENING = SecurityHeaders(app, content_security_policy())
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """An unhandled error: Starlette answers it outside every middleware, so the hardening headers are set here.
+    The body says nothing about the error (the log has the traceback; Starlette re-raises it to the server)."""
+    return PlainTextResponse("Internal Server Error", status_code=500, headers=HARDENING.for_request(request.scope))
+
+
+app.add_exception_handler(Exception, server_error)

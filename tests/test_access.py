@@ -457,6 +457,38 @@ def test_security_headers(service: Service) -> None:
     assert proxied.headers["strict-transport-security"].startswith("max-age=31536000")
 
 
+ERROR_PAGE_SCRIPT = """
+import json
+from fastapi.routing import APIRoute
+from starlette.routing import compile_path
+from starlette.testclient import TestClient
+from chatbot import server
+
+def boom():
+    raise RuntimeError("secret-looking detail")
+
+server.app.router.routes.insert(0, APIRoute("/boom", boom))  # before Chainlit's catch-all mount
+server._OPEN.append(("GET", compile_path("/boom")[0]))  # past the sign-in gate, to reach the error
+response = TestClient(server.app, raise_server_exceptions=False).get("/boom")
+print(json.dumps({"status": response.status_code, "headers": dict(response.headers), "body": response.text}))
+"""
+
+
+def test_an_unhandled_error_answers_500_with_the_security_headers_and_no_detail(shared_home: Path) -> None:
+    """Starlette answers an unhandled error outside every middleware; the headers must be there all the same."""
+    env = {**os.environ, "TUNEDESK_HOME": str(shared_home), "TUNEDESK_BACKEND": "echo"}
+    done = subprocess.run(
+        [sys.executable, "-c", ERROR_PAGE_SCRIPT], env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["status"] == 500 and answer["body"] == "Internal Server Error"
+    headers = answer["headers"]
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"] == "no-store"
+    assert "secret-looking detail" not in json.dumps(answer)
+
+
 def raw_websocket_upgrade(url: str, origin: str, cookie: str) -> str:
     """The status line of a socket.io websocket handshake (no client library: the answer is all we need)."""
     parts = urlsplit(url)
