@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import logging
 import os
@@ -95,9 +96,26 @@ def _session_user(token: str) -> str | None:
     from chainlit.auth.jwt import decode_jwt
 
     try:
-        return decode_jwt(token).identifier
+        user = decode_jwt(token)
     except Exception:  # expired, forged, malformed: all the same to the caller
         return None
+    if (user.metadata or {}).get("provider") == "credentials" and user.identifier not in _password_users():
+        return None  # removed from the users file: their sessions end now, not when the cookie expires
+    return user.identifier
+
+
+def _password_users() -> frozenset[str]:
+    """Who the users file (and ``TUNEDESK_USERS``) lists now; read again only when the file changes."""
+    try:
+        stamp = users.users_file(settings).stat().st_mtime_ns
+    except FileNotFoundError:
+        stamp = 0
+    return _users_as_of(stamp)
+
+
+@functools.lru_cache(maxsize=2)
+def _users_as_of(stamp: int) -> frozenset[str]:
+    return frozenset(users.all_users(settings))
 
 
 def signed_in(conn: HTTPConnection) -> str | None:

@@ -433,6 +433,15 @@ def test_secrets_stay_out_of_reprs_logs_and_error_pages(service: Service, shared
         assert secret not in everything
 
 
+def test_a_removed_user_is_signed_out_at_once(service: Service, shared_home: Path) -> None:
+    settings = Settings(home=shared_home, users_file=service.ui.state / "users.yaml")
+    users.add(settings, "leaver@example.com", "leaving-password-1", "agent")
+    browser = service.signed_in("leaver@example.com", "leaving-password-1")
+    assert browser.get("/user").status_code == 200
+    users.remove(settings, "leaver@example.com")
+    assert browser.get("/user").status_code == 401  # the cookie is still valid; the user is not
+
+
 def test_security_headers(service: Service) -> None:
     page = httpx.get(service.url + "/login")
     policy = page.headers["content-security-policy"]
