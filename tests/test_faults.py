@@ -502,6 +502,7 @@ def azure_chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
             TUNEDESK_AZURE_API_KEY=emulator.api_key,
             TUNEDESK_AZURE_MAX_RETRIES="2",
             TUNEDESK_AZURE_TIMEOUT_S="1",
+            TUNEDESK_AZURE_ANSWER_DEADLINE_S="3",
         )
         try:
             server.wait_healthy()
@@ -515,6 +516,8 @@ FAULTS = [  # (what goes wrong, the fault, what the chat says, the error recorde
     ("500 storm", ("server_error", {"times": 10, "retry_after_s": 0.01}), "kept failing (500) after 2 retries",
      "AzureError", 7),
     ("429 twice", ("rate_limit", {"times": 2, "retry_after_s": 0.05}), "You said: ", None, 0),
+    ("429 asking to wait 20 s", ("rate_limit", {"times": 10, "retry_after_s": 20}), "did not start the answer within 3 s",
+     "GenerationError", 9),
     ("slow stream", ("slow_stream", {"delay_s": 0.05}), "You said: ", None, 0),
     ("stalled stream", ("stall_stream", {"after_chunks": 3, "delay_s": 3.0}),
      "stopped sending the answer for more than 1 s", "GenerationError", 0),

@@ -151,6 +151,9 @@ class Settings(BaseSettings):
     )
     azure_max_retries: int = Field(4, ge=0, le=20, description="Retries of a 429/5xx/dropped connection.")
     azure_timeout_s: float = Field(60.0, gt=0, description="Seconds before one Azure request times out.")
+    azure_answer_deadline_s: float = Field(
+        60.0, gt=0, description="Seconds a chat answer may wait for Azure OpenAI to start it, retries included."
+    )
     # Guardrails (chatbot/guardrails.py): checks on what the customer writes and what the bot answers.
     guardrails: bool = Field(
         True, description="Check messages and answers (prompt injection, abuse, other customers' data, leaks)."

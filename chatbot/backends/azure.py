@@ -61,6 +61,7 @@ class AzureBackend:
         azure_auth: str = "auto",
         azure_max_retries: int = 4,
         azure_timeout_s: float = 60.0,
+        azure_answer_deadline_s: float = 60.0,
     ) -> None:
         if not azure_deployment:
             raise ConfigError("the azure backend needs a deployment: set TUNEDESK_AZURE_DEPLOYMENT")
@@ -76,6 +77,7 @@ class AzureBackend:
                 azure_timeout_s=azure_timeout_s,
             )
         )
+        self.deadline_s = azure_answer_deadline_s  # the SDK's retries honour retry-after each time: bound the sum
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
         self.last_stats: GenerationStats | None = None
 
@@ -130,7 +132,15 @@ class AzureBackend:
         while True:
             produced = False
             try:
-                stream = await self._client().chat.completions.create(**request)
+                left = self.deadline_s - (time.perf_counter() - started)
+                try:
+                    stream = await asyncio.wait_for(self._client().chat.completions.create(**request), max(0.0, left))
+                except TimeoutError:
+                    log.warning("Azure OpenAI did not start an answer within %g s", self.deadline_s)
+                    raise GenerationError(
+                        f"Azure OpenAI did not start the answer within {self.deadline_s:g} s (busy or throttled); "
+                        "please ask again in a moment"
+                    ) from None
                 async for chunk in stream:
                     if not chunk.choices:  # prompt_filter_results, usage
                         continue
