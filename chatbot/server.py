@@ -76,6 +76,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     created = await run_in_threadpool(users.ensure_first_admin, settings)
     if created:
         log.warning("no users yet: created 'admin'; its password is in %s", created)
+    from chatbot import guardrails
+
+    guardrails.Guardrails.from_settings(settings)  # a wrong TUNEDESK_GUARDRAILS_ESCALATE stops the start, not a chat
     warming = None
     if settings.grounding:  # a wrong TUNEDESK_POLICY stops the start; embedding it happens in the background
         from chatbot import grounding

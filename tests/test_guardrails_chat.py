@@ -331,3 +331,12 @@ def test_the_dashboard_counts_guardrail_escalations(records) -> None:
     data = dashboard.last_24_hours(records)
     assert (data.escalations["guardrail"][-1], data.escalations["user_request"][-1]) == (1, 1)
     assert data.day["escalations"] == 2 and ">guardrail<" in dashboard.plot(data)  # a legend entry of its own
+
+
+def test_an_unknown_escalation_category_stops_the_server_at_start(tmp_path: Path) -> None:
+    """Not at the first customer's message: the service never comes up with guardrails it cannot build."""
+    server = launch(tmp_path, TUNEDESK_GUARDRAILS_ESCALATE="self_harm,weather")
+    with pytest.raises(RuntimeError, match="exited"):
+        server.wait_healthy()
+    log = "".join(path.read_text() for path in tmp_path.glob("server-*.log"))
+    assert "TUNEDESK_GUARDRAILS_ESCALATE: unknown categories weather" in log
