@@ -182,8 +182,6 @@ class BatchEngine:
                 self._thread = threading.Thread(target=self._run, name="tunedesk-batch", daemon=True)
                 self._thread.start()
 
-    # The engine thread.
-
     def close(self) -> None:
         """Stop the engine thread after its current step (at exit: a thread killed inside onnxruntime aborts
         the process). Answers in progress end with an error."""
@@ -192,6 +190,8 @@ class BatchEngine:
         if thread is not None and thread.is_alive():
             self._waiting.put(None)
             thread.join(timeout=10)
+
+    # The engine thread.
 
     def _run(self) -> None:
         while True:
