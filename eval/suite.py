@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from eval.tasks import TaskSuite
+from eval.tasks import TaskSuite, repeated
 from tunedesk.errors import ConfigError, validation_problems
 from tunedesk.files import load_yaml
 
@@ -105,8 +105,7 @@ class Suite(BaseModel):
 
     @model_validator(mode="after")
     def _unique_names(self) -> Suite:
-        names = [backend.name for backend in self.backends]
-        duplicated = sorted({name for name in names if names.count(name) > 1})
+        duplicated = repeated(backend.name for backend in self.backends)
         if duplicated:
             raise ValueError(f"backend names must be unique: {', '.join(duplicated)}")
         return self

@@ -22,7 +22,8 @@ Decisions:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +56,11 @@ class TaskModelSpec(BaseModel):
     optional: bool = False  # skipped, with a note, when the model is missing
 
 
+def repeated(values: Iterable[str]) -> list[str]:
+    """The values that occur more than once, sorted: names and ids that must be unique."""
+    return sorted(value for value, count in Counter(values).items() if count > 1)
+
+
 class TaskSuite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -69,8 +75,7 @@ class TaskSuite(BaseModel):
 
     @model_validator(mode="after")
     def _unique_names(self) -> TaskSuite:
-        names = [model.name for model in self.models]
-        duplicated = sorted({name for name in names if names.count(name) > 1})
+        duplicated = repeated(model.name for model in self.models)
         if duplicated:
             raise ValueError(f"model names must be unique: {', '.join(duplicated)}")
         return self

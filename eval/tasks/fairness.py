@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eval.metrics import Score
-from eval.tasks import ModelResult, Progress, TaskExample, TaskRun, TaskSuite
+from eval.tasks import ModelResult, Progress, TaskExample, TaskRun, TaskSuite, repeated
 from eval.tasks.redteam import (
     HANDOVER,
     REFUSAL,
@@ -110,8 +110,7 @@ def load_sets(path: Path, limit: int | None = None) -> list[FairSet]:
     sets += [FairSet(s.id, s.attribute, s.variants) for s in parsed.sets]
     if not sets:
         raise ConfigError(f"{path}: no sets (give groups with templates, or sets)")
-    ids = [s.id for s in sets]
-    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    duplicated = repeated(s.id for s in sets)
     if duplicated:
         raise ConfigError(f"{path}: set ids must be unique: {', '.join(duplicated)}")
     return sets[:limit]

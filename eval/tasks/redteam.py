@@ -33,7 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from eval.metrics import Score
-from eval.tasks import ModelResult, Progress, TaskExample, TaskModelSpec, TaskRun, TaskSuite
+from eval.tasks import ModelResult, Progress, TaskExample, TaskModelSpec, TaskRun, TaskSuite, repeated
 from tunedesk.errors import ConfigError, TunedeskError, validation_problems
 from tunedesk.files import load_yaml
 
@@ -99,8 +99,7 @@ def load_cases(path: Path, limit: int | None = None) -> list[RedteamCase]:
             where = case.get("id", index) if isinstance(case, dict) else index
             problems = "; ".join(f"{name or 'case'}: {message}" for name, message in validation_problems(exc))
             raise ConfigError(f"{path}: case {where}: {problems}") from None
-    ids = [case.id for case in parsed]
-    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    duplicated = repeated(case.id for case in parsed)
     if duplicated:
         raise ConfigError(f"{path}: case ids must be unique: {', '.join(duplicated)}")
     return parsed[:limit]
