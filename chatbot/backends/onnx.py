@@ -184,10 +184,12 @@ class OnnxBackend(ThreadedBackend):
         self._template = (
             None if (self.path / "chat_template.jinja").is_file() or _has_template(self.path) else FALLBACK_TEMPLATE
         )
-        self.prefix_cache = PrefixCache(self._new_generator, prefix_cache_size)
-        self.engine = (
-            None if self.adapters else BatchEngine(self.path, max_concurrent_answers, onnx_threads, prefix_cache_size)
-        )
+        self.engine: BatchEngine | None = None  # with adapters: one GenAI generator per answer, from the prefix cache
+        self.prefix_cache: PrefixCache | None = None
+        if self.adapters:
+            self.prefix_cache = PrefixCache(self._new_generator, prefix_cache_size)
+        else:
+            self.engine = BatchEngine(self.path, max_concurrent_answers, onnx_threads, prefix_cache_size)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -249,6 +251,7 @@ class OnnxBackend(ThreadedBackend):
         if self.engine is not None:
             yield from self._batched(messages, prompt, budget, params, cancel, started)
             return
+        assert self.prefix_cache is not None  # no batch engine: the adapters' path
         options = self._search_options(params)
         reusable = "random_seed" not in dict(options)  # a seed must mean the same thing every time
         entry, reused = self.prefix_cache.checkout(prompt, options, reusable)
