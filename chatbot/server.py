@@ -494,8 +494,9 @@ ALLOWED_ORIGINS = frozenset([*chainlit_config.project.allow_origins, *settings.a
 # Chainlit's CORS middleware (around its socket.io too, whose own CORS handling Chainlit turns off) holds this list
 chainlit_config.project.allow_origins[:] = sorted(ALLOWED_ORIGINS)
 app.add_middleware(AccessGate, allowed_origins=ALLOWED_ORIGINS)
-app.add_middleware(SecurityHeaders, policy=content_security_policy())  # outermost: refusals get the headers too
-HARDENING = SecurityHeaders(app, content_security_policy())
+POLICY = content_security_policy()  # reads and hashes Chainlit's page template: once
+app.add_middleware(SecurityHeaders, policy=POLICY)  # outermost: refusals get the headers too
+HARDENING = SecurityHeaders(app, POLICY)  # for the 500 handler, which Starlette runs outside every middleware
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
