@@ -108,16 +108,18 @@ def _session_user(token: str) -> str | None:
 
 
 def _password_users() -> frozenset[str]:
-    """Who the users file (and ``TUNEDESK_USERS``) lists now; read again only when the file changes."""
+    """Who the users file (and ``TUNEDESK_USERS``) lists now; read again only when the file changes. The inode
+    is part of the key: every save replaces the file, and two saves can share an mtime tick."""
     try:
-        stamp = users.users_file(settings).stat().st_mtime_ns
+        found = users.users_file(settings).stat()
+        stamp = (found.st_ino, found.st_mtime_ns, found.st_size)
     except FileNotFoundError:
-        stamp = 0
+        stamp = (0, 0, 0)
     return _users_as_of(stamp)
 
 
 @functools.lru_cache(maxsize=2)
-def _users_as_of(stamp: int) -> frozenset[str]:
+def _users_as_of(stamp: tuple[int, int, int]) -> frozenset[str]:
     return frozenset(users.all_users(settings))
 
 
