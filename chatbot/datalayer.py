@@ -108,22 +108,27 @@ class TunedeskDataLayer(SQLAlchemyDataLayer):
         """The author, or "" for a thread with none or no thread (Chainlit answers 404 then, not 500)."""
         return await self.thread_owner(thread_id) or ""
 
+    async def first_row(self, query: str, parameters: dict) -> dict[str, Any] | None:
+        """The first row ``query`` returns; None for no row or a failed statement (``execute_sql`` logged it)."""
+        rows = await self.execute_sql(query, parameters)
+        return rows[0] if isinstance(rows, list) and rows else None
+
     async def thread_owner(self, thread_id: str) -> str | None:
-        rows = await self.execute_sql('SELECT "userIdentifier" FROM threads WHERE "id" = :id', {"id": thread_id})
-        return rows[0]["userIdentifier"] if isinstance(rows, list) and rows else None
+        row = await self.first_row('SELECT "userIdentifier" FROM threads WHERE "id" = :id', {"id": thread_id})
+        return row["userIdentifier"] if row else None
 
     async def step_owner(self, step_id: str) -> tuple[str | None, str | None]:
         """The thread of step (message) ``step_id`` and that thread's author."""
         query = (
             'SELECT t."id", t."userIdentifier" FROM steps s JOIN threads t ON t."id" = s."threadId" WHERE s."id" = :id'
         )
-        rows = await self.execute_sql(query, {"id": step_id})
-        return (rows[0]["id"], rows[0]["userIdentifier"]) if isinstance(rows, list) and rows else (None, None)
+        row = await self.first_row(query, {"id": step_id})
+        return (row["id"], row["userIdentifier"]) if row else (None, None)
 
     async def feedback_owner(self, feedback_id: str) -> str | None:
         query = 'SELECT t."userIdentifier" FROM feedbacks f JOIN threads t ON t."id" = f."threadId" WHERE f."id" = :id'
-        rows = await self.execute_sql(query, {"id": feedback_id})
-        return rows[0]["userIdentifier"] if isinstance(rows, list) and rows else None
+        row = await self.first_row(query, {"id": feedback_id})
+        return row["userIdentifier"] if row else None
 
     async def _foreign_thread(self, thread_id: str | None) -> bool:
         """Whether ``thread_id`` belongs to someone other than the user of the current chat session."""
@@ -173,15 +178,14 @@ class TunedeskDataLayer(SQLAlchemyDataLayer):
     async def get_element(self, thread_id: str, element_id: str) -> ElementDict | None:
         """Chainlit's, on decoded JSON columns (its own ``json.loads`` of ``props`` fails on them with a 500)."""
         query = 'SELECT * FROM elements WHERE "threadId" = :thread_id AND "id" = :element_id'
-        rows = await self.execute_sql(query, {"thread_id": thread_id, "element_id": element_id})
-        if not isinstance(rows, list) or not rows:
+        row = await self.first_row(query, {"thread_id": thread_id, "element_id": element_id})
+        if row is None:
             return None
-        row = rows[0]
         return ElementDict(**{key: row[key] for key in ElementDict.__annotations__ if key in row})  # type: ignore[typeddict-item]
 
     async def delete_element(self, element_id: str, thread_id: str | None = None) -> None:
-        rows = await self.execute_sql('SELECT "threadId" FROM elements WHERE "id" = :id', {"id": element_id})
-        stored_thread = rows[0]["threadId"] if isinstance(rows, list) and rows else None
+        row = await self.first_row('SELECT "threadId" FROM elements WHERE "id" = :id', {"id": element_id})
+        stored_thread = row["threadId"] if row else None
         if await self._foreign_thread(stored_thread):
             log.warning("deleting element %s refused: thread %s is another user's", element_id, stored_thread)
             return
